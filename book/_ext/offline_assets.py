@@ -1,0 +1,56 @@
+"""Serve plotly.js and MathJax from the book's own ``_static`` folder.
+
+The built book must render figures and mathematics with no network: no CDN is
+contacted.  This extension copies ``plotly.min.js`` from the installed plotly
+package and MathJax 3 from the ``sphinx-mathjax-offline`` package into the
+output, and points Sphinx at the local copies.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import plotly
+
+
+def _plotly_js() -> Path:
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _mathjax_dir() -> Path:
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "sphinx-mathjax-offline is not installed; `pip install -r requirements.txt` installs it"
+        )
+    return Path(spec.origin).parent / "static" / "mathjax"
+
+
+def _on_builder_inited(app):
+    if app.builder.format != "html":
+        return
+    app.config.mathjax_path = "mathjax/tex-chtml.js"
+    # Loaded early and synchronously, before any RequireJS, so that window.Plotly exists
+    # when the inline figure scripts run.
+    app.add_js_file("plotly.min.js", priority=100)
+
+
+def _on_build_finished(app, exc):
+    if exc is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(_plotly_js(), static / "plotly.min.js")
+    dst = static / "mathjax"
+    if not dst.exists():
+        shutil.copytree(_mathjax_dir(), dst)
+
+
+def setup(app):
+    # Kernels started by the build inherit this: library progress bars stay silent in the pages.
+    os.environ["MEMPRIOR_QUIET"] = "1"
+    app.connect("builder-inited", _on_builder_inited)
+    app.connect("build-finished", _on_build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

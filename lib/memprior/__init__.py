@@ -1,0 +1,33 @@
+"""memprior: memorization in learned priors for Bayesian geophysical inversion.
+
+The library behind the memprior book.  One module per idea; numerics never
+import the plotting or the widgets.
+
+Modules
+-------
+mixture     Gaussian-mixture (memorized) priors: log-density, score, denoiser, sampling.
+posterior   Lookup posterior, exact (quadrature) and linearized mixture posteriors.
+diffusion   Noise schedules, closed-form memorized denoiser, small MLP denoiser, samplers.
+guidance    Posterior samplers: DPS, the paper's variant, exact reweighting, SMC.
+wave        2-D Helmholtz solver with PML, adjoint-state gradient, Jacobians.
+velocity    Velocity-model families and the KL/cosine basis.
+metrics     Memorization metrics and null baselines.
+plots       Plotly builders in one style, and kernel-free slider figures.
+widgets     ipywidgets apps built on plots.
+"""
+from importlib import import_module as _import_module
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("mixture", "posterior", "diffusion", "guidance", "wave", "velocity", "metrics", "plots", "widgets")
+
+
+def __getattr__(name):
+    # Lazy submodule access (``memprior.posterior``) keeps ``import memprior`` light.
+    if name in _SUBMODULES:
+        return _import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

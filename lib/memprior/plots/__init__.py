@@ -1,0 +1,233 @@
+"""Plotly figure builders with one house style.
+
+Every figure in the book is built here (or in a topic submodule such as
+:mod:`memprior.plots.stylized`), so that all chapters look alike.
+
+The static book has no kernel, so interactive ideas get a *kernel-free twin*:
+a plotly figure whose slider steps switch between precomputed frames
+(:func:`slider_figure`).  The live ipywidgets apps live in :mod:`memprior.widgets`.
+
+Rendering
+---------
+Since plotly 6, ``fig.show()`` under nbclient emits only the
+``application/vnd.plotly.v1+json`` mimetype, which Jupyter Book 1 drops, so the
+figure would come out blank.  :func:`init` registers a renderer, ``"memprior"``,
+that emits that mimetype (for JupyterLab) *and* a ``text/html`` div without
+plotly.js (for the book, which loads plotly.js once from its own ``_static``).
+In Google Colab it selects plotly's ``"colab"`` renderer instead.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
+
+__all__ = [
+    "PALETTE",
+    "SEQUENTIAL",
+    "DIVERGING",
+    "init",
+    "figure",
+    "slider_figure",
+    "color",
+    "compact",
+    "figure_bytes",
+]
+
+#: Okabe–Ito colour-blind-safe palette (black first is reserved for truth/reference).
+PALETTE = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+#: Perceptually uniform, colour-blind-safe colour scales.
+SEQUENTIAL = "Viridis"
+DIVERGING = "RdBu"
+
+_FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
+_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+
+
+def color(i: int) -> str:
+    """Colour ``i`` of the house palette (cycled)."""
+    return PALETTE[int(i) % len(PALETTE)]
+
+
+class _BookRenderer(MimetypeRenderer):
+    """Emit the plotly mimetype for Jupyter and a plotly.js-free HTML div for the book."""
+
+    def to_mimebundle(self, fig_dict):
+        fig = go.Figure(fig_dict)
+        html = pio.to_html(
+            fig,
+            include_plotlyjs=False,
+            full_html=False,
+            config=_CONFIG,
+            validate=False,
+        )
+        return {
+            "application/vnd.plotly.v1+json": fig.to_plotly_json(),
+            "text/html": html,
+        }
+
+
+_TEMPLATE_NAME = "memprior"
+
+
+def _template() -> go.layout.Template:
+    t = go.layout.Template()
+    t.layout = go.Layout(
+        font=_FONT,
+        colorway=list(PALETTE),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin=dict(l=60, r=20, t=50, b=55),
+        hovermode="closest",
+        legend=dict(bgcolor="rgba(255,255,255,0.7)"),
+        xaxis=dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False),
+        yaxis=dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False),
+    )
+    return t
+
+
+def init() -> str:
+    """Select the book's plotly renderer and template; return the renderer's name.
+
+    Call once at the top of each chapter (``memprior.plots.init()``).  Safe to
+    call repeatedly.
+    """
+    pio.templates[_TEMPLATE_NAME] = _template()
+    pio.templates.default = "plotly_white+" + _TEMPLATE_NAME
+    if "google.colab" in sys.modules:
+        pio.renderers.default = "colab"
+        return "colab"
+    pio.renderers[_TEMPLATE_NAME] = _BookRenderer()
+    pio.renderers.default = _TEMPLATE_NAME
+    return _TEMPLATE_NAME
+
+
+def figure(title: str | None = None, xlabel: str | None = None, ylabel: str | None = None,
+           height: int = 420, width: int | None = None, **layout) -> go.Figure:
+    """An empty figure in the house style, with axis titles (include units)."""
+    fig = go.Figure()
+    fig.update_layout(
+        template=pio.templates[_TEMPLATE_NAME] if _TEMPLATE_NAME in pio.templates else None,
+        title=title, height=height, width=width, **layout,
+    )
+    if xlabel is not None:
+        fig.update_xaxes(title_text=xlabel)
+    if ylabel is not None:
+        fig.update_yaxes(title_text=ylabel)
+    return fig
+
+
+def compact(trace: go.BaseTraceType) -> go.BaseTraceType:
+    """A copy of ``trace`` with its float data arrays stored as float32."""
+    spec = trace.to_plotly_json()
+    for key in ("x", "y", "z", "customdata", "text"):
+        val = spec.get(key)
+        if isinstance(val, np.ndarray) and val.dtype.kind == "f":
+            spec[key] = val.astype(np.float32)
+        elif isinstance(val, (list, tuple)) and val and all(isinstance(r, np.ndarray) for r in val):
+            spec[key] = np.asarray(val).astype(np.float32)
+    ttype = spec.pop("type", None)
+    return type(trace)(spec) if ttype is None or ttype == trace.type else trace
+
+
+def slider_figure(frames: Sequence[Sequence[go.BaseTraceType]], labels: Sequence[str], *,
+                  slider_prefix: str = "", base: go.Figure | None = None, active: int = 0,
+                  frame_titles: Sequence[str] | None = None, play_button: bool = False,
+                  frame_duration_ms: int = 0) -> go.Figure:
+    """A kernel-free interactive figure: a slider that switches between precomputed frames.
+
+    Parameters
+    ----------
+    frames : sequence of sequences of plotly traces
+        ``frames[k]`` holds the traces shown at slider step ``k``.  Every frame must
+        have the same number of traces, in the same order and of the same types
+        (they replace the base traces one for one).
+    labels : sequence of str
+        Label of each slider step (for example ``"σ = 0.30"``).
+    slider_prefix : str
+        Text shown before the current label.
+    base : plotly Figure, optional
+        Figure carrying the layout (axes, titles).  Its own traces are discarded.
+    active : int
+        Step shown initially.
+    frame_titles : sequence of str, optional
+        Figure title for each step.
+    play_button : bool
+        Add a play/pause button that animates through the steps.
+    frame_duration_ms : int
+        Transition time per frame when animating.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        A figure with ``len(frames)`` plotly frames and a slider.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is empty, lengths differ, or ``active`` is out of range.
+    """
+    if len(frames) == 0:
+        raise ValueError("frames: need at least one frame (got 0)")
+    if len(labels) != len(frames):
+        raise ValueError(f"labels: need one label per frame ({len(frames)}), got {len(labels)}")
+    n_tr = len(frames[0])
+    if n_tr == 0:
+        raise ValueError("frames: each frame needs at least one trace")
+    for k, fr in enumerate(frames):
+        if len(fr) != n_tr:
+            raise ValueError(f"frames: frame {k} has {len(fr)} traces, expected {n_tr} like frame 0")
+    if not 0 <= active < len(frames):
+        raise ValueError(f"active: must be in [0, {len(frames) - 1}], got {active}")
+    if frame_titles is not None and len(frame_titles) != len(frames):
+        raise ValueError(f"frame_titles: need one title per frame ({len(frames)}), got {len(frame_titles)}")
+    fig = go.Figure(base) if base is not None else figure()
+    fig.data = []
+    for tr in frames[active]:
+        fig.add_trace(compact(tr))
+    names = [f"f{k}" for k in range(len(frames))]
+    plotly_frames = []
+    for k, fr in enumerate(frames):
+        layout = dict(title_text=frame_titles[k]) if frame_titles is not None else None
+        plotly_frames.append(go.Frame(data=[compact(t) for t in fr], name=names[k],
+                                      traces=list(range(n_tr)), layout=layout))
+    fig.frames = plotly_frames
+    if frame_titles is not None:
+        fig.update_layout(title_text=frame_titles[active])
+    anim = dict(mode="immediate", frame=dict(duration=frame_duration_ms, redraw=True),
+                transition=dict(duration=0))
+    steps = [dict(method="animate", label=str(lab), args=[[nm], anim]) for nm, lab in zip(names, labels)]
+    fig.update_layout(
+        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=slider_prefix),
+                      pad=dict(t=45, b=10), x=0.05, len=0.9)],
+    )
+    if play_button:
+        fig.update_layout(updatemenus=[dict(
+            type="buttons", showactive=False, x=0.0, y=-0.12, xanchor="right", yanchor="top",
+            buttons=[
+                dict(label="▶", method="animate",
+                     args=[None, dict(mode="immediate", fromcurrent=True,
+                                      frame=dict(duration=max(frame_duration_ms, 120), redraw=True),
+                                      transition=dict(duration=0))]),
+                dict(label="❚❚", method="animate",
+                     args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
+            ])])
+    return fig
+
+
+def figure_bytes(fig: go.Figure) -> int:
+    """Size in bytes of a figure's JSON, as embedded in a book page."""
+    return len(pio.to_json(fig, validate=False).encode())
