@@ -1,0 +1,93 @@
+"""Shared pytest configuration.
+
+- Progress bars stay quiet in notebooks executed by the tests (``MEMPRIOR_QUIET``).
+- While nbval runs a chapter, the kernel's peak RSS and the chapter's wall time are
+  recorded and printed as a budget table at the end of the session.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MEMPRIOR_QUIET", "1")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S, BUDGET_MB = 90.0, 1536.0
+_RUNAWAY = 3.0
+_nb_stats: dict[str, dict] = {}
+
+
+class _RssWatcher(threading.Thread):
+    """Poll the summed RSS of this process's children (the nbval kernel) until stopped."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def run(self):
+        import psutil
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for c in me.children(recursive=True):
+                try:
+                    total += c.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.05)
+
+    def stop(self):
+        self._stop.set()
+        self.join()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    path = str(getattr(item, "fspath", ""))
+    if not path.endswith(".ipynb"):
+        yield
+        return
+    key = os.path.relpath(path, ROOT)
+    watcher = _RssWatcher()
+    watcher.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        dt = time.perf_counter() - t0
+        watcher.stop()
+        s = _nb_stats.setdefault(key, {"wall_s": 0.0, "peak_rss_mb": 0.0})
+        s["wall_s"] += dt
+        s["peak_rss_mb"] = max(s["peak_rss_mb"], watcher.peak / 2**20)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _nb_stats:
+        return
+    tr = terminalreporter
+    tr.section("notebook budgets (nbval run: wall time and kernel peak RSS)")
+    tr.write_line(f"| notebook | wall s (budget {BUDGET_S:.0f}) | peak RSS MB (budget {BUDGET_MB:.0f}) |")
+    tr.write_line("|---|---:|---:|")
+    for k in sorted(_nb_stats):
+        s = _nb_stats[k]
+        tr.write_line(f"| {k} | {s['wall_s']:.1f} | {s['peak_rss_mb']:.0f} |")
+    out = ROOT / "_build" / "budgets_nbval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_nb_stats, indent=2))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Fail only on a runaway (more than 3x the budget), as DESIGN.md §6 asks.
+    runaway = [k for k, s in _nb_stats.items()
+               if s["wall_s"] > _RUNAWAY * BUDGET_S or s["peak_rss_mb"] > _RUNAWAY * BUDGET_MB]
+    if runaway and session.exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nRUNAWAY notebooks (> {_RUNAWAY}x budget): {runaway}")

@@ -1,0 +1,189 @@
+"""The built book: pages exist, figures render offline in headless chromium, sliders work, pages are light.
+
+The book is built once per session with the README's build command (``jupyter-book build -W -n
+--keep-going .``; warnings are errors).  Chromium loads the pages from ``file://`` with every host name
+mapped to "not found", so any figure or formula that needed a CDN would fail to render.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+PAGE_BUDGET_BYTES = 6 * 2**20
+# Console messages from the theme itself on file:// pages, not from the book's content.
+_KNOWN_THEME_NOISE = ("favicon", "THEBE_JS_URL", "invalid theme mode")
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+            for part in e.get("parts", []) or []:
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []) or []:
+        walk(part.get("chapters"))
+    return files
+
+
+def _chapters() -> list[str]:
+    """Toc entries that are notebooks (the executable chapters)."""
+    return [f for f in _toc_files() if (ROOT / (f + ".ipynb")).exists()]
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    env = dict(os.environ, MEMPRIOR_QUIET="1")
+    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+    proc = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(ROOT)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=40 * 60)
+    log = proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log}"
+    assert "build succeeded" in proc.stdout, log
+    return HTML
+
+
+def _chromium_driver():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not binary or not driver_path:
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver must be installed in CI (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium/chromedriver not installed")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", "--window-size=1280,1600",
+              # No network: every host name resolves to nothing; file:// pages need none.
+              "--host-resolver-rules=MAP * ~NOTFOUND"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    d = _chromium_driver()
+    yield d
+    d.quit()
+
+
+def _load(browser, page: Path, wait_s: float = 20.0):
+    browser.get(page.as_uri())
+    t0 = time.time()
+    while time.time() - t0 < wait_s:
+        ready = browser.execute_script(
+            "return document.readyState === 'complete' && "
+            "Array.from(document.querySelectorAll('.plotly-graph-div')).every(g => g.classList.contains('js-plotly-plot'))"
+        )
+        if ready:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+
+
+def _requested_urls(browser) -> list[str]:
+    urls = []
+    for entry in browser.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def test_every_toc_page_exists(built_book):
+    missing = [f for f in _toc_files() if not (built_book / (f + ".html")).exists()]
+    assert not missing, f"pages missing from the build: {missing}"
+    assert len(_chapters()) >= 1
+
+
+def test_offline_assets_are_served_locally(built_book):
+    assert (built_book / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").exists()
+    for ch in _chapters():
+        html = (built_book / (ch + ".html")).read_text()
+        assert "cdn.plot.ly" not in html and "cdn.jsdelivr.net/npm/mathjax" not in html, ch
+
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_chapter_renders_figures_and_math(built_book, browser, chapter):
+    page = built_book / (chapter + ".html")
+    browser.get_log("performance")  # drain
+    _load(browser, page)
+    n_plots = browser.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length")
+    assert n_plots >= 1, f"{chapter}: no rendered plotly figure"
+    n_math = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+    assert n_math >= 1, f"{chapter}: no typeset math"
+    external = [u for u in _requested_urls(browser) if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert not external, f"{chapter}: tried to reach the network: {external[:5]}"
+    errors = [e for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and not any(k in e["message"] for k in _KNOWN_THEME_NOISE)]
+    assert not errors, f"{chapter}: console errors: {errors[:3]}"
+
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_chapter_sliders_change_the_figure(built_book, browser, chapter):
+    page = built_book / (chapter + ".html")
+    _load(browser, page)
+    n = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => "
+        "g.layout && g.layout.sliders && g.layout.sliders.length && g._transitionData && "
+        "g._transitionData._frames.length > 1).length")
+    if n == 0:
+        pytest.skip(f"{chapter} has no slider figure")
+    from selenium.webdriver.common.action_chains import ActionChains
+    gd = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).find(g => g.layout.sliders && "
+        "g.layout.sliders.length && g._transitionData && g._transitionData._frames.length > 1)")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", gd)
+    time.sleep(0.3)
+    before = browser.execute_script("return JSON.stringify(arguments[0].data.map(t => [t.x, t.y, t.z]))", gd)
+    active0 = browser.execute_script("return arguments[0]._fullLayout.sliders[0].active", gd)
+    rail = gd.find_element("css selector", ".slider-rail-rect")
+    w = rail.size["width"]
+    # Click the rail at the end opposite to the active step: a real user interaction.
+    offset = (w / 2 - 3) if active0 == 0 else (-w / 2 + 3)
+    ActionChains(browser).move_to_element_with_offset(rail, int(offset), 0).click().perform()
+    time.sleep(1.0)
+    active1 = browser.execute_script("return arguments[0]._fullLayout.sliders[0].active", gd)
+    after = browser.execute_script("return JSON.stringify(arguments[0].data.map(t => [t.x, t.y, t.z]))", gd)
+    assert active1 != active0, f"{chapter}: clicking the slider did not move it"
+    assert after != before, f"{chapter}: moving the slider did not change the figure"
+
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_chapter_page_weight(built_book, chapter):
+    page = built_book / (chapter + ".html")
+    size = page.stat().st_size
+    images = built_book / "_images"
+    html = page.read_text()
+    if images.exists():
+        size += sum(p.stat().st_size for p in images.iterdir() if p.name in html)
+    assert size <= PAGE_BUDGET_BYTES, f"{chapter}: {size / 2**20:.2f} MB > 6 MB"
+
+
+def test_no_progress_bar_or_warning_noise(built_book):
+    for ch in _chapters():
+        html = (built_book / (ch + ".html")).read_text()
+        for noise in ("it/s]", "Warning:", "UserWarning", "DeprecationWarning"):
+            assert noise not in html, f"{ch}: '{noise}' appears in the page"
