@@ -81,6 +81,17 @@ def test_renderer_emits_plotly_json_and_plotlyjs_free_html():
     assert fig.layout.xaxis.title.text == "x (km)"
 
 
+def test_alt_text_explicit_or_derived():
+    fig = plots.figure("Posterior", "x (km)", "density")
+    assert plots.alt_text(fig.to_dict()) == "Interactive figure: Posterior; axes x: x (km), y: density"
+    plots.set_alt(fig, "A bimodal posterior with peaks at the training points")
+    assert plots.alt_text(fig.to_dict()) == "A bimodal posterior with peaks at the training points"
+    html = pio.renderers["memprior"].to_mimebundle(fig.to_dict())["text/html"]
+    assert 'role="img" aria-label="A bimodal posterior' in html
+    with pytest.raises(ValueError, match="text: alt text"):
+        plots.set_alt(fig, " ")
+
+
 def test_palette_is_okabe_ito_and_cycles():
     assert plots.color(0) == "#0072B2" and plots.color(len(plots.PALETTE)) == plots.color(0)
 

@@ -36,6 +36,8 @@ __all__ = [
     "color",
     "compact",
     "figure_bytes",
+    "set_alt",
+    "alt_text",
 ]
 
 #: Okabe–Ito colour-blind-safe palette (black first is reserved for truth/reference).
@@ -62,6 +64,38 @@ def color(i: int) -> str:
     return PALETTE[int(i) % len(PALETTE)]
 
 
+def set_alt(fig: go.Figure, text: str) -> go.Figure:
+    """Attach alt text (read by screen readers in the book) to ``fig``; returns ``fig``."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("text: alt text must be a non-empty string")
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    fig.update_layout(meta={**meta, "alt": text.strip()})
+    return fig
+
+
+def alt_text(fig_dict: dict) -> str:
+    """The figure's alt text: explicit (:func:`set_alt`), else built from its title and axis titles."""
+    layout = fig_dict.get("layout", {}) or {}
+    meta = layout.get("meta")
+    if isinstance(meta, dict) and meta.get("alt"):
+        return str(meta["alt"])
+
+    def _title(obj):
+        t = (obj or {}).get("title")
+        if isinstance(t, dict):
+            t = t.get("text")
+        return t or ""
+
+    parts = []
+    if _title(layout):
+        parts.append(_title(layout))
+    axes = [(k, v) for k, v in sorted(layout.items()) if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)]
+    labels = [f"{k[0]}: {_title(v)}" for k, v in axes if _title(v)]
+    if labels:
+        parts.append("axes " + ", ".join(labels))
+    return "Interactive figure" + (": " + "; ".join(parts) if parts else "")
+
+
 class _BookRenderer(MimetypeRenderer):
     """Emit the plotly mimetype for Jupyter and a plotly.js-free HTML div for the book."""
 
@@ -74,6 +108,8 @@ class _BookRenderer(MimetypeRenderer):
             config=_CONFIG,
             validate=False,
         )
+        alt = alt_text(fig_dict).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+        html = f'<div class="memprior-figure" role="img" aria-label="{alt}">{html}</div>'
         return {
             "application/vnd.plotly.v1+json": fig.to_plotly_json(),
             "text/html": html,
