@@ -49,13 +49,18 @@ def _chapters() -> list[str]:
 
 @pytest.fixture(scope="session")
 def built_book():
-    env = dict(os.environ, MEMPRIOR_QUIET="1")
-    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
-    proc = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(ROOT)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=40 * 60)
-    log = proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log}"
-    assert "build succeeded" in proc.stdout, log
+    from conftest import _build_proc, start_book_build
+
+    proc, log = start_book_build()
+    try:
+        proc.wait(timeout=40 * 60)
+    finally:
+        _build_proc["fh"].close()
+        _build_proc["wall_s"] = time.perf_counter() - _build_proc["t0"]
+    text = log.read_text()
+    tail = text[-8000:]
+    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{tail}"
+    assert "build succeeded" in text, tail
     return HTML
 
 
