@@ -1,0 +1,295 @@
+"""Benchmark of memprior.wave against a baseline that works the way the paper's code does.
+
+Baseline ("paper-style"): the same 5-point matrix (assembled by the same code, so only the
+solver strategy differs), ``splu(A)`` with scipy's default settings (COLAMD ordering, partial
+pivoting), then a *second* factorization ``splu(conj(A))`` for the adjoint, and one
+single-right-hand-side solve per source in Python loops.
+
+memprior.wave: one factorization per model and frequency (minimum-degree ordering of A + Aᵀ,
+symmetric mode), multi-right-hand-side solves for all sources, and the adjoint solved with the
+same factors (A is complex symmetric, so Aᴴx = b is x = conj(A⁻ᵀ conj(b))).
+
+Run from the repository root:
+
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_wave.py
+
+It prints the tables and writes benchmarks/RESULTS_wave.md.  ``--quick`` runs fewer repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.sparse.linalg as spla
+
+from memprior.wave import Acquisition, Helmholtz2D, greens_function_2d
+
+HERE = Path(__file__).resolve().parent
+CASES = {
+    # name: (n, dx km, npml, freq Hz, n_src, n_rec)
+    "64² · 5 src / 40 rec": (64, 2 / 64, 10, 4.0, 5, 40),
+    "64² · 50 src / 200 rec": (64, 2 / 64, 10, 4.0, 50, 200),
+    "200² · 15 src / 196 rec": (200, 0.010, 30, 6.0, 15, 196),
+}
+
+
+def lens_m(n: int, dx: float) -> np.ndarray:
+    """Squared slowness of a Gaussian lens (2 km/s background, -0.4 km/s at the centre)."""
+    try:
+        from memprior.velocity import gaussian_lens, v_to_m
+        return v_to_m(gaussian_lens(n, n, dx)).numpy()
+    except ImportError:  # pragma: no cover - velocity.py is a sibling module
+        x = np.arange(n) * dx
+        c, w = x[-1] / 2, 0.15 * x[-1]
+        X, Z = np.meshgrid(x, x, indexing="ij")
+        v = 2.0 - 0.4 * np.exp(-((X - c) ** 2 + (Z - c) ** 2) / (2 * w ** 2))
+        return 1 / v ** 2
+
+
+def kl_basis(n: int) -> np.ndarray:
+    """The 100-column KL/cosine basis dm/dz [100, n, n] (memprior.velocity, or an identical local copy)."""
+    try:
+        from memprior.velocity import KLBasis
+        return KLBasis(n, n, K=10).dm_dz().numpy()
+    except ImportError:  # pragma: no cover
+        i = np.arange(1, 11)
+        x = (np.arange(n) + 0.5) / n
+        c = np.cos(np.pi * (i[:, None] + 0.5) * x[None, :])
+        lam = (np.pi ** 2 * ((i[:, None] + 0.5) ** 2 + (i[None, :] + 0.5) ** 2)) ** (-1.1 / 2)
+        phi = 2 * c[:, None, :, None] * c[None, :, None, :]
+        return (0.02 * lam[:, :, None, None] * phi).reshape(100, n, n)
+
+
+class PaperBaseline:
+    """Forward + gradient the way the paper's reference code does it (see module docstring)."""
+
+    def __init__(self, solver: Helmholtz2D):
+        self.s = solver
+        self.n_factorizations = 0
+
+    def misfit_gradient(self, m, freq, acq, d_obs, sigma_d):
+        s = self.s
+        A = s.matrix(m, freq)  # same 5-point discretization and PML
+        omega = 2 * math.pi * freq
+        w = s._laplacian_data(omega)[1]
+        lu = spla.splu(A)
+        self.n_factorizations += 1
+        F = s._source_rhs(acq.sources)
+        Pr = s._interp_matrix(acq.receivers)
+        U, d = [], np.empty((acq.n_src, acq.n_rec), complex)
+        for k in range(acq.n_src):  # one solve per source
+            u = lu.solve(F[:, k].copy())
+            U.append(u)
+            d[k] = Pr @ u
+        r = d - d_obs
+        misfit = float(np.sum(np.abs(r) ** 2) / sigma_d ** 2)
+        luH = spla.splu(A.conj().T.tocsc())  # second factorization, of A^H = conj(A)
+        self.n_factorizations += 1
+        g = np.zeros(s.N)
+        for k in range(acq.n_src):
+            lam = luH.solve(np.asarray(Pr.T @ (2 * r[k] / sigma_d ** 2)).astype(complex))
+            g += -omega ** 2 * np.real(w * np.conj(lam) * U[k])
+        return misfit, s.pad_adjoint(g), d
+
+
+def setup(case):
+    n, dx, npml, f, ns, nr = case
+    m = lens_m(n, dx)
+    acq = Acquisition.transmission(n, n, dx, ns, nr)
+    ref = Helmholtz2D(n, n, dx, npml=npml)
+    d_obs = ref.forward(np.full((n, n), 0.25), f, acq)  # data of the background: nonzero residual
+    return n, dx, npml, f, m, acq, d_obs
+
+
+def time_call(fn, repeat):
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)), out
+
+
+def greens_error(ppw: float, order: int) -> float:
+    """Relative L2 error against (i/4)H0^(1)(kr) over 1..3 wavelengths (as in tests/test_wave.py)."""
+    v, dx = 2.0, 0.01
+    lam = ppw * dx
+    f = v / lam
+    n = int(round(6.8 * lam / dx)) + 1
+    s = Helmholtz2D(n, n, dx, npml=max(5, int(round(ppw))), order=order)
+    c = (n // 2) * dx
+    u = s.wavefield(np.full((n, n), 1 / v ** 2), f, (c, c))
+    X, Z = np.meshgrid(s.x, s.z, indexing="ij")
+    r = np.hypot(X - c, Z - c)
+    ring = (r >= lam) & (r <= 3 * lam)
+    g = greens_function_2d(r[ring], 2 * math.pi * f / v)
+    return float(np.linalg.norm(u[ring] - g) / np.linalg.norm(g))
+
+
+def child(case_name: str, method: str) -> None:
+    """Run one forward+gradient in this process and report its peak RSS (MiB)."""
+    n, dx, npml, f, m, acq, d_obs = setup(CASES[case_name])
+    s = Helmholtz2D(n, n, dx, npml=npml)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fn = PaperBaseline(s).misfit_gradient if method == "baseline" else s.misfit_gradient
+    fn(m, f, acq, d_obs, 1.0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(dict(before=before, peak=peak)))
+
+
+def peak_memory(case_name: str, method: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", case_name, method], capture_output=True,
+                         text=True, check=True, env=os.environ.copy())
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child", nargs=2)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    rep = 2 if args.quick else 5
+    lines = []
+    out = lines.append
+    load = os.getloadavg()
+    out("# memprior.wave benchmark\n")
+    out("Command (from the repository root):\n")
+    out("```bash\nOPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /tmp/venv/bin/python benchmarks/bench_wave.py\n```\n")
+    out(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, scipy {scipy.__version__}; load average at start "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (a shared machine: absolute times are noisy, "
+        f"the ratios are measured in the same run, interleaved).  Median of {rep} repeats.\n")
+    out("Baseline: the paper-style solver in this file (same 5-point matrix; `splu(A)` with scipy defaults "
+        "and `splu(conj A)` per gradient; one single-RHS solve per source).  memprior: `Helmholtz2D` "
+        "(one LU with MMD on A+Aᵀ in symmetric mode, multi-RHS solves, adjoint with the same factors).\n")
+
+    # ---------------------------------------------------------------- forward + gradient
+    out("## Forward + gradient (one model, one frequency)\n")
+    out("| case | grid with PML | baseline (s) | memprior (s) | speed-up | LU factors baseline / memprior "
+        "(MiB) | peak RSS baseline / memprior (MiB) | max rel. diff of gradients |")
+    out("|---|---|---|---|---|---|---|---|")
+    speedups = {}
+    for name, case in CASES.items():
+        n, dx, npml, f, m, acq, d_obs = setup(case)
+        s = Helmholtz2D(n, n, dx, npml=npml)
+        base = PaperBaseline(Helmholtz2D(n, n, dx, npml=npml))
+        tb, tm = [], []
+        for k in range(rep):  # interleave so that machine load hits both alike
+            mk = m * (1 + 1e-6 * k)  # a new model each time: no cached factorization
+            t0 = time.perf_counter()
+            fb, gb, _ = base.misfit_gradient(mk, f, acq, d_obs, 1.0)
+            tb.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fm, gm, _ = s.misfit_gradient(mk, f, acq, d_obs, 1.0)
+            tm.append(time.perf_counter() - t0)
+        assert s.n_factorizations == rep and base.n_factorizations == 2 * rep
+        diff = float(np.abs(gb - gm).max() / np.abs(gb).max())
+        assert diff < 1e-8 and abs(fb - fm) < 1e-10 * fb
+        A = s.matrix(m, f)
+        lu_b, lu_m = spla.splu(A), s.factorize(m, f).lu
+        mib = lambda lu: (lu.L.nnz + lu.U.nnz) * 16 / 2 ** 20  # noqa: E731
+        pb, pm = peak_memory(name, "baseline"), peak_memory(name, "memprior")
+        t_b, t_m = float(np.median(tb)), float(np.median(tm))
+        speedups[name] = t_b / t_m
+        out(f"| {name} | {s.NX}² | {t_b:.3f} | {t_m:.3f} | **{t_b / t_m:.1f}×** | {2 * mib(lu_b):.0f} / "
+            f"{mib(lu_m):.0f} | {pb['peak']:.0f} / {pm['peak']:.0f} | {diff:.1e} |")
+        print(lines[-1], flush=True)
+    out("\nLU factors: the baseline holds two factorizations (A and conj A).  Peak RSS: one forward+gradient in "
+        "a fresh process (includes about {:.0f} MiB of Python, numpy, scipy and torch).\n".format(pm["before"]))
+
+    # ---------------------------------------------------------------- ordering comparison
+    out("## Column ordering of SuperLU (factorization of A only, 64² · 10 PML and 200² · 30 PML)\n")
+    out("| grid | ordering | time (s) | nnz(L+U) |")
+    out("|---|---|---|---|")
+    for name in ("64² · 5 src / 40 rec", "200² · 15 src / 196 rec"):
+        n, dx, npml, f, m, acq, d_obs = setup(CASES[name])
+        for spec in ("COLAMD", "MMD_AT_PLUS_A"):
+            s = Helmholtz2D(n, n, dx, npml=npml, permc_spec=spec)
+            A = s.matrix(m, f)
+            t, lu = time_call(lambda: spla.splu(A, permc_spec=spec, **s._lu_options()), rep)
+            label = spec + (" (symmetric mode)" if spec == "MMD_AT_PLUS_A" else " (scipy default)")
+            out(f"| {n}² | {label} | {t:.3f} | {lu.L.nnz + lu.U.nnz:,} |")
+            print(lines[-1], flush=True)
+
+    # ---------------------------------------------------------------- accuracy per cost
+    out("\n## Accuracy per cost: one gradient at ≤ 2 % Green's-function error\n")
+    out("Physical problem of the 64² case: a (63·2/64 km)² domain with a 0.3125 km PML, 4 Hz, Gaussian lens "
+        "(slowest 1.6 km/s, wavelength 0.4 km), 5 sources / 40 receivers.  The grid is chosen from the points per "
+        "wavelength each stencil needs for ≤ 2 % error (1–3 wavelengths from a point source, homogeneous "
+        "medium; measured here).\n")
+    out("| solver | stencil | points per wavelength | Green's error | grid (interior) | time of one gradient (s) |")
+    out("|---|---|---|---|---|---|")
+    L, Lpml, f, vmin = 63 * 2 / 64, 0.3125, 4.0, 1.6
+    res = {}
+    for label, order, ppw in (("baseline", 2, 32), ("memprior", 4, 10)):
+        err = greens_error(ppw, order)
+        dx = vmin / f / ppw
+        n = int(round(L / dx)) + 1
+        npml = max(5, int(round(Lpml / dx)))
+        m = lens_m(n, dx)
+        acq = Acquisition.transmission(n, n, dx, 5, 40)
+        s = Helmholtz2D(n, n, dx, npml=npml, order=order)
+        d_obs = s.forward(np.full((n, n), 0.25), f, acq)
+        if label == "baseline":
+            b = PaperBaseline(s)
+            fn = lambda k: b.misfit_gradient(m * (1 + 1e-6 * k), f, acq, d_obs, 1.0)  # noqa: E731
+        else:
+            fn = lambda k: s.misfit_gradient(m * (1 + 1e-6 * k), f, acq, d_obs, 1.0)  # noqa: E731
+        ts = []
+        for k in range(rep):
+            t0 = time.perf_counter()
+            fn(k)
+            ts.append(time.perf_counter() - t0)
+        res[label] = float(np.median(ts))
+        desc = "5-point, paper-style solve" if label == "baseline" else "order=4 (9-point cross), one LU"
+        out(f"| {label} | {desc} | {ppw} | {100 * err:.2f} % | {n}² | {res[label]:.3f} |")
+        print(lines[-1], flush=True)
+    out(f"\nAt equal accuracy memprior is **{res['baseline'] / res['memprior']:.0f}× faster**.\n")
+
+    # ---------------------------------------------------------------- KL Jacobian
+    out("## 100-column KL Jacobian on 64² (5 sources / 40 receivers, 4 Hz)\n")
+    out("| method | solves | time (s) |")
+    out("|---|---|---|")
+    n, dx, npml, f, m, acq, d_obs = setup(CASES["64² · 5 src / 40 rec"])
+    B = kl_basis(n)
+    s = Helmholtz2D(n, n, dx, npml=npml)
+    Js = {}
+    for method, solves in (("sensitivity", f"{acq.n_src} + {acq.n_src}·100 (multi-RHS)"),
+                           ("reciprocal", f"{acq.n_src} + {acq.n_rec} (multi-RHS)")):
+        ts = []
+        for k in range(rep):
+            mk = m * (1 + 1e-6 * k)
+            t0 = time.perf_counter()
+            Js[method] = s.jacobian(mk, f, acq, B, method=method)
+            ts.append(time.perf_counter() - t0)
+        out(f"| `jacobian(..., method=\"{method}\")` (includes the factorization) | {solves} | "
+            f"{np.median(ts):.3f} |")
+        print(lines[-1], flush=True)
+    agree = float(np.abs(Js["sensitivity"] - Js["reciprocal"]).max() / np.abs(Js["sensitivity"]).max())
+    out(f"\nThe two methods agree to {agree:.1e} (max relative).\n")
+    out("## Goal check\n")
+    ok = all(v >= 3 for v in speedups.values())
+    out(f"Forward+gradient speed-up ≥ 3× on all three cases: **{'yes' if ok else 'NO'}** "
+        f"({', '.join(f'{v:.1f}×' for v in speedups.values())}).\n")
+    out("Threads: this environment has no threadpoolctl, so BLAS threads are pinned with the environment "
+        "variables in the command above; SuperLU itself is single-threaded.\n")
+    text = "\n".join(lines) + "\n"
+    (HERE / "RESULTS_wave.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

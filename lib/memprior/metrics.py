@@ -1,0 +1,245 @@
+"""Memorization metrics: nearest-neighbour distances to the training set, and their null.
+
+Two scores are common.  Both look at the Euclidean distances
+:math:`d_1 \\le d_2 \\le \\dots` from a generated sample to the training points,
+sorted increasingly.
+
+* The paper's ratio (Siahkoohi & Sabeddu 2026):
+  :math:`r = d_1 / \\operatorname{mean}(d_2, \\dots, d_k)` with :math:`k = \\min(50, N)`;
+  a sample counts as *memorized* when :math:`r < 0.7`.
+* The rule from the literature (Yoon et al. 2023; Gu et al. 2023):
+  memorized when :math:`d_1 / d_2 < 1/3`.
+
+A threshold on either score means little on its own: in a sparse training set fresh
+draws from the data distribution can also sit much closer to one training point than
+to the others.  :func:`null_baseline` scores such fresh draws against the same
+training set, and :func:`memorized_fraction` turns scores into a flagged fraction
+with a binomial standard error.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import as_tensor, check_int, check_positive
+
+__all__ = [
+    "PAPER_THRESHOLD",
+    "D1D2_THRESHOLD",
+    "sorted_distances",
+    "nearest",
+    "nn_ratio",
+    "d1_d2",
+    "null_baseline",
+    "memorized_fraction",
+    "memorization_report",
+]
+
+#: The paper's threshold on :func:`nn_ratio`.
+PAPER_THRESHOLD = 0.7
+#: The literature's threshold on :func:`d1_d2`.
+D1D2_THRESHOLD = 1.0 / 3.0
+
+_CHUNK = 4096
+
+
+def _pair(samples, x_train):
+    s = as_tensor("samples", samples, ndim=2)
+    x = as_tensor("x_train", x_train, ndim=2)
+    if s.shape[0] < 1:
+        raise ValueError(f"samples: need at least one row, got shape {list(s.shape)}")
+    if x.shape[0] < 2:
+        raise ValueError(f"x_train: need N >= 2 training points for a neighbour ratio, got N = {x.shape[0]}")
+    if s.shape[1] != x.shape[1]:
+        raise ValueError(f"samples: expected shape [B, {x.shape[1]}] (d of x_train), got {list(s.shape)}")
+    return s.to(torch.float64), x.to(torch.float64)
+
+
+def sorted_distances(samples, x_train, k: int) -> torch.Tensor:
+    """The ``k`` smallest Euclidean distances from each sample to the training set.
+
+    Parameters
+    ----------
+    samples : Tensor[B, d]
+    x_train : Tensor[N, d]
+    k : int in [1, N]
+
+    Returns
+    -------
+    Tensor[B, k], float64, increasing along each row.
+    """
+    s, x = _pair(samples, x_train)
+    k = check_int("k", k, low=1, high=x.shape[0])
+    out = []
+    for i in range(0, s.shape[0], _CHUNK):
+        d = torch.cdist(s[i:i + _CHUNK], x)
+        out.append(torch.topk(d, k, dim=1, largest=False, sorted=True).values)
+    return torch.cat(out)
+
+
+def nearest(samples, x_train):
+    """Nearest training point of each sample.
+
+    Returns
+    -------
+    (Tensor[B] distances, LongTensor[B] indices into ``x_train``)
+    """
+    s, x = _pair(samples, x_train)
+    ds, idx = [], []
+    for i in range(0, s.shape[0], _CHUNK):
+        d = torch.cdist(s[i:i + _CHUNK], x)
+        v, j = d.min(1)
+        ds.append(v)
+        idx.append(j)
+    return torch.cat(ds), torch.cat(idx)
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    # 0/0 (a sample at a point whose other neighbours coincide with it) counts as fully memorized (0)
+    out = torch.where(den > 0, num / den.clamp(min=torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+    return out
+
+
+def nn_ratio(samples, x_train, k: int | None = None) -> torch.Tensor:
+    """The paper's memorization ratio :math:`r = d_1 / \\operatorname{mean}(d_2..d_k)`.
+
+    Parameters
+    ----------
+    samples : Tensor[B, d]
+    x_train : Tensor[N, d], N >= 2
+    k : int, optional
+        Number of nearest neighbours used, ``2 <= k <= N``.  Default ``min(50, N)``, as in
+        the paper.  (``k = 2`` gives :math:`d_1/d_2`.)
+
+    Returns
+    -------
+    Tensor[B], float64, in [0, 1].  Small values mean the sample sits on one training point.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is outside ``[2, N]`` (i.e. more than the ``N - 1`` other neighbours are
+        requested), if ``N < 2``, or if the dimensions differ.
+    """
+    s, x = _pair(samples, x_train)
+    n = x.shape[0]
+    if k is None:
+        k = min(50, n)
+    k = check_int("k", k, low=2, high=n)
+    d = sorted_distances(s, x, k)
+    return _ratio(d[:, 0], d[:, 1:].mean(1))
+
+
+def d1_d2(samples, x_train) -> torch.Tensor:
+    """Ratio of the nearest to the second-nearest training distance, :math:`d_1/d_2`.
+
+    Memorized when below 1/3 (Yoon et al. 2023; Gu et al. 2023).
+
+    Returns
+    -------
+    Tensor[B], float64, in [0, 1].
+    """
+    d = sorted_distances(samples, x_train, 2)
+    return _ratio(d[:, 0], d[:, 1])
+
+
+_METRICS = {"nn_ratio": nn_ratio, "d1_d2": d1_d2}
+
+
+def null_baseline(fresh, x_train, metric: str = "nn_ratio", **kw) -> torch.Tensor:
+    """Score fresh draws from the data distribution against the same training set.
+
+    The null distribution of a memorization score: what a perfect generator (one that
+    samples the data distribution and has never seen the training set) would get.
+
+    Parameters
+    ----------
+    fresh : Tensor[B, d]
+        Independent draws from the data distribution (not the training points).
+    x_train : Tensor[N, d]
+    metric : {"nn_ratio", "d1_d2"}
+    **kw
+        Passed to the metric (``k`` for ``nn_ratio``).
+
+    Returns
+    -------
+    Tensor[B]
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric: must be one of {sorted(_METRICS)}, got {metric!r}")
+    return _METRICS[metric](fresh, x_train, **kw)
+
+
+def memorized_fraction(scores, threshold: float = PAPER_THRESHOLD):
+    """Fraction of scores below ``threshold`` and its binomial standard error.
+
+    Returns
+    -------
+    (float fraction, float standard error)
+    """
+    r = as_tensor("scores", scores, ndim=1)
+    if r.numel() < 1:
+        raise ValueError("scores: need at least one score")
+    threshold = check_positive("threshold", threshold)
+    p = float((r < threshold).to(torch.float64).mean())
+    return p, math.sqrt(max(p * (1 - p), 0.0) / r.numel())
+
+
+def memorization_report(samples, x_train, fresh=None, k: int | None = None, n_pairs: int = 6,
+                        image_shape: tuple | None = None):
+    """Memorization table and figure for a set of generated samples.
+
+    Parameters
+    ----------
+    samples : Tensor[B, d]
+        Generated samples.
+    x_train : Tensor[N, d]
+        The training set (N >= 2).
+    fresh : Tensor[M, d], optional
+        Fresh draws from the data distribution: adds the null-baseline row.
+    k : int, optional
+        Neighbours for :func:`nn_ratio` (default ``min(50, N)``).
+    n_pairs : int
+        Number of (sample, nearest training point) pairs in the gallery; the most and
+        least memorized samples are shown.
+    image_shape : tuple, optional
+        Shape ``(h, w)`` with ``h * w = d`` to draw pairs as images (default: line plots
+        of the coordinates).
+
+    Returns
+    -------
+    (list of dict, plotly Figure)
+        One row per set (``"generated"`` and, if given, ``"fresh (null)"``) with the median
+        ratio, the fractions flagged by ``r < 0.7`` and ``d1/d2 < 1/3`` and their standard
+        errors, and the median nearest distance; and a figure with the score histograms
+        against the null and the nearest-pair gallery.
+    """
+    s, x = _pair(samples, x_train)
+    n_pairs = check_int("n_pairs", n_pairs, low=1)
+    sets = [("generated", s)]
+    if fresh is not None:
+        f, _ = _pair(fresh, x)
+        sets.append(("fresh (null)", f))
+    rows, scores = [], {}
+    for name, z in sets:
+        r = nn_ratio(z, x, k=k)
+        q = d1_d2(z, x)
+        d1, _ = nearest(z, x)
+        fr, fr_se = memorized_fraction(r, PAPER_THRESHOLD)
+        fq, fq_se = memorized_fraction(q, D1D2_THRESHOLD)
+        rows.append({"set": name, "n": int(z.shape[0]), "median r": float(r.median()),
+                     "r < 0.7": fr, "r < 0.7 s.e.": fr_se, "d1/d2 < 1/3": fq, "d1/d2 < 1/3 s.e.": fq_se,
+                     "median d1": float(d1.median())})
+        scores[name] = (r, q)
+    from .plots.diffusion import memorization_report_figure
+    r, _ = scores["generated"]
+    _, idx = nearest(s, x)
+    order = torch.argsort(r)
+    m = min(n_pairs, s.shape[0])
+    pick = torch.cat([order[: (m + 1) // 2], order[len(order) - m // 2:]]) if m > 1 else order[:1]
+    pick = torch.unique_consecutive(pick)
+    fig = memorization_report_figure(
+        {name: (v[0].numpy(), v[1].numpy()) for name, v in scores.items()},
+        s[pick].numpy(), x[idx[pick]].numpy(), r[pick].numpy(), image_shape=image_shape)
+    return rows, fig

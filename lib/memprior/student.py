@@ -1,0 +1,254 @@
+"""Write the student notebook set: every chapter with its solutions removed.
+
+The chapters mark their exercise solutions in two ways (see CONTRIBUTING.md):
+
+* code and markdown cells that hold a solution carry the cell tag ``solution``;
+* the solution is enclosed by the gated sphinx-exercise directives
+  ``{solution-start} <label>`` and ``{solution-end}``, written in markdown cells.
+
+This module copies each ``*.ipynb`` of a source folder (by default the book's
+``book/`` folder) to an output folder, and in each copy
+
+* drops every cell tagged ``solution``;
+* drops every cell, and every markdown line, between a ``solution-start`` and its
+  ``solution-end`` (so a solution cell that lost its tag is still removed);
+* replaces the ``solution-start`` directive by a short note, removes the
+  ``solution-end`` directive, and replaces a non-gated ``{solution}`` directive
+  (whose body *is* the solution) by the same note;
+* strips all outputs, execution counts and saved widget state.
+
+The exercise statements stay, so each exercise still reads as a task.
+
+Usage::
+
+    python -m memprior.student OUTDIR            # from the repository
+    python -m memprior.student OUTDIR --source path/to/book
+
+The result is validated with :mod:`nbformat` before it is written.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["SOLUTION_TAG", "NOTE", "strip_solutions", "write_student_set", "default_source", "main"]
+
+#: Cell tag that marks solution cells.
+SOLUTION_TAG = "solution"
+
+#: Markdown that replaces each removed solution (``{label}`` is the exercise label).
+NOTE = ("> **Solution ({label})**: removed from this student copy. "
+        "It is in the online book, or ask your instructor.")
+
+# Opening line of a fenced directive: indentation, fence (``` or :::, three or more), directive name, rest.
+_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|:{3,})\{(?P<name>[A-Za-z0-9_:-]+)\}(?P<arg>.*)$")
+
+
+@dataclass
+class _State:
+    inside: bool = False          # between a solution-start and its solution-end
+    label: str = ""               # label of the open solution
+    where: str = ""               # where the open solution started, for error messages
+    removed: int = 0              # solutions removed (for the report)
+    labels: list = field(default_factory=list)
+
+
+def _closing(lines: list[str], start: int, fence: str) -> int:
+    """Index of the line that closes the fence opened at ``start`` (or raise)."""
+    char, n = fence[0], len(fence)
+    pat = re.compile(r"^[ \t]*" + re.escape(char) + "{" + str(n) + r",}[ \t]*$")
+    for j in range(start + 1, len(lines)):
+        if pat.match(lines[j]):
+            return j
+    raise ValueError(f"unclosed directive fence {fence!r} opened at line {start + 1}")
+
+
+def _note(label: str) -> str:
+    return NOTE.format(label=label or "exercise")
+
+
+def _strip_markdown(text: str, state: _State, where: str) -> str:
+    """Remove solution directives (and text inside a gated solution) from one markdown cell."""
+    if not state.inside and "solution" not in text:
+        return text  # nothing to do: keep the cell exactly as written
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _OPEN.match(lines[i])
+        name = m.group("name") if m else None
+        if name in ("solution-start", "solution-end", "solution"):
+            try:
+                j = _closing(lines, i, m.group("fence"))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            label = m.group("arg").strip()
+            if name == "solution-start":
+                if state.inside:
+                    raise ValueError(f"{where}: solution-start {label!r} opened before the solution-end "
+                                     f"of {state.label!r} (started at {state.where})")
+                out.append(_note(label))
+                state.inside, state.label, state.where = True, label, where
+                state.removed += 1
+                state.labels.append(label)
+            elif name == "solution-end":
+                if not state.inside:
+                    raise ValueError(f"{where}: solution-end without a matching solution-start")
+                state.inside = False
+            else:  # a non-gated {solution} directive: its body is the solution
+                if state.inside:
+                    raise ValueError(f"{where}: a {{solution}} directive inside the gated solution "
+                                     f"{state.label!r}")
+                out.append(_note(label))
+                state.removed += 1
+                state.labels.append(label)
+            i = j + 1
+            continue
+        if not state.inside:
+            out.append(lines[i])
+        i += 1
+    return "\n".join(out).strip("\n")
+
+
+def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.NotebookNode, list[str]]:
+    """Return a copy of ``nb`` without solutions and outputs, and the labels of the removed solutions.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+        A version-4 notebook.
+    name : str
+        Name used in error messages.
+
+    Raises
+    ------
+    TypeError
+        If ``nb`` is not a notebook node.
+    ValueError
+        If a ``solution-start`` has no ``solution-end`` (or the reverse), or a directive fence is unclosed.
+    """
+    if not isinstance(nb, dict) or "cells" not in nb:
+        raise TypeError(f"nb: expected an nbformat notebook (a dict with 'cells'), got {type(nb).__name__}")
+    if nb.get("nbformat") != 4:
+        raise ValueError(f"nb: expected nbformat version 4, got {nb.get('nbformat')!r}")
+    out = copy.deepcopy(nb)
+    state = _State()
+    cells = []
+    for k, cell in enumerate(out.cells):
+        where = f"{name}, cell {k}"
+        tags = cell.get("metadata", {}).get("tags", []) or []
+        if SOLUTION_TAG in tags:
+            continue
+        if cell.cell_type == "markdown":
+            cell.source = _strip_markdown(cell.source, state, where)
+            if not cell.source.strip():
+                continue
+        elif state.inside:
+            continue  # an untagged cell inside a gated solution is still part of the solution
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+        cells.append(cell)
+    if state.inside:
+        raise ValueError(f"{name}: solution-start {state.label!r} (at {state.where}) has no solution-end")
+    out.cells = cells
+    out.metadata.pop("widgets", None)
+    return out, state.labels
+
+
+def default_source() -> Path:
+    """The book folder of the repository this module lives in, else ``./book``."""
+    here = Path(__file__).resolve().parents[2] / "book"
+    return here if here.is_dir() else Path.cwd() / "book"
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Path]:
+    """Write the solution-free copies of every ``*.ipynb`` in ``source`` to ``outdir``.
+
+    Parameters
+    ----------
+    outdir : str or Path
+        Output folder; created if missing. It may not be ``source`` or lie inside it, and it may not be
+        an existing file.
+    source : str or Path, optional
+        Folder holding the chapter notebooks (default: :func:`default_source`).
+    verbose : bool
+        Print one line per notebook.
+
+    Returns
+    -------
+    list of Path
+        The notebooks written, sorted by name.
+
+    Raises
+    ------
+    ValueError
+        For a missing or empty source folder, an output folder equal to or inside the source, an
+        output path that is a file, or a notebook whose solution markers do not pair up.
+    """
+    src = Path(default_source() if source is None else source).expanduser().resolve()
+    if not src.is_dir():
+        raise ValueError(f"source: {str(src)!r} is not a folder; give the folder that holds the *.ipynb chapters")
+    notebooks = sorted(p for p in src.glob("*.ipynb") if not p.name.startswith("."))
+    if not notebooks:
+        raise ValueError(f"source: no *.ipynb notebooks in {str(src)!r}")
+    dst = Path(outdir).expanduser().resolve()
+    if dst == src or _is_within(dst, src):
+        raise ValueError(f"outdir: {str(dst)!r} must lie outside the source folder {str(src)!r}, "
+                         "or it would overwrite or mix with the chapters")
+    if dst.exists() and not dst.is_dir():
+        raise ValueError(f"outdir: {str(dst)!r} exists and is not a folder")
+    # Convert everything first, so that one bad notebook writes nothing.
+    converted = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        student, labels = strip_solutions(nb, name=path.name)
+        nbformat.validate(student)
+        converted.append((path.name, student, labels))
+    dst.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fname, student, labels in converted:
+        target = dst / fname
+        nbformat.write(student, target)
+        written.append(target)
+        if verbose:
+            print(f"{fname}: {len(labels)} solution(s) removed")
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m memprior.student",
+        description="Write the student notebook set: the book's notebooks without solutions or outputs.")
+    parser.add_argument("outdir", help="output folder (created if missing), e.g. student/")
+    parser.add_argument("--source", default=None,
+                        help="folder with the chapter notebooks (default: the repository's book/)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    args = parser.parse_args(argv)
+    try:
+        written = write_student_set(args.outdir, args.source, verbose=not args.quiet)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"wrote {len(written)} notebook(s) to {Path(args.outdir).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,720 @@
+"""A compact 2-D frequency-domain wave (Helmholtz) solver with a PML.
+
+The solver discretizes
+
+.. math::
+
+    (\\Delta + \\omega^2 m)\\, u = -s,
+
+on a regular grid, where :math:`m` is the squared slowness in s²/km², :math:`\\omega = 2\\pi f`
+with :math:`f` in Hz, lengths are in km, and the time-harmonic convention is
+:math:`e^{-i\\omega t}`, so that outgoing waves behave like :math:`e^{+ikr}`.  With this sign
+and convention, the free-space Green's function is :math:`G(r) = \\tfrac{i}{4} H_0^{(1)}(kr)`.
+A point source of unit strength at a grid node is the grid delta :math:`1/\\Delta x^2`
+(sources and receivers between nodes use bilinear weights).
+
+Grid
+----
+The arrays ``m`` and ``u`` are ``[nx, nz]`` (x horizontal, z depth) and cover the
+*interior* only: node ``(i, j)`` sits at ``(i*dx, j*dx)`` km.  Around it, ``npml`` cells of
+perfectly matched layer (complex coordinate stretching, quadratic ramp) absorb outgoing
+waves; outside those, the field is zero (Dirichlet).  The model is extended into the PML by
+copying the nearest interior value (``numpy.pad(mode="edge")``); the gradient maps back by the
+adjoint of that padding (the PML values are summed onto the edge pixels).
+
+Discretization
+--------------
+The stretched operator is multiplied by :math:`s_x s_z`, which gives the symmetric
+(conservative) form :math:`\\partial_x (s_z/s_x\\, \\partial_x u) + \\partial_z (s_x/s_z\\,
+\\partial_z u) + \\omega^2 s_x s_z m u`.  Its finite-difference matrix is therefore complex
+*symmetric* (``A.T == A``), which the solver uses: one sparse LU factorization per model and
+frequency serves every source, the adjoint (``A^H x = b`` is solved as
+``conj(solve(conj(b), trans="T"))`` with the same factors) and all Jacobian products.
+
+``order=2`` is the classical 5-point stencil.  ``order=4`` combines the spacing-h and
+spacing-2h 3-point operators as (4/3)·δ_h² − (1/3)·δ_2h², a 9-point cross that is
+fourth-order accurate in the interior and stays symmetric with the variable PML coefficients.
+
+Threads
+-------
+Sparse factorizations and solves run in scipy's SuperLU.  Dense BLAS work (the Jacobian
+contractions) is limited to ``threads`` threads through ``threadpoolctl`` when it is
+installed; otherwise set ``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``) before importing
+numpy for predictable timings.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from ._checks import check_int, check_positive
+
+__all__ = ["Acquisition", "Helmholtz2D", "HelmholtzData", "helmholtz_data", "blas_threads",
+           "greens_function_2d"]
+
+try:  # optional: pin BLAS thread pools
+    from threadpoolctl import threadpool_limits as _threadpool_limits
+except ImportError:  # pragma: no cover - depends on the environment
+    _threadpool_limits = None
+
+_PERMC_SPECS = ("MMD_AT_PLUS_A", "COLAMD", "MMD_ATA", "NATURAL")
+
+
+def blas_threads(n: int | None):
+    """Context manager limiting BLAS threads to ``n`` (a no-op if threadpoolctl is absent or n is None)."""
+    if n is None or _threadpool_limits is None:
+        return contextlib.nullcontext()
+    return _threadpool_limits(limits=int(n), user_api="blas")
+
+
+def greens_function_2d(r, k: float):
+    """Analytic 2-D Green's function of (Δ + k²)G = −δ, with the e^{−iωt} convention.
+
+    Parameters
+    ----------
+    r : array_like
+        Distances from the source in km (must be > 0).
+    k : float
+        Wavenumber ω/c in rad/km.
+
+    Returns
+    -------
+    numpy.ndarray (complex)
+        ``(i/4) H_0^(1)(k r)``.
+    """
+    from scipy.special import hankel1
+
+    r = np.asarray(r, dtype=float)
+    k = check_positive("k", k)
+    if not np.all(np.isfinite(r)) or np.any(r <= 0):
+        raise ValueError("r: distances must be finite and > 0 (the Green's function is singular at r = 0)")
+    return 0.25j * hankel1(0, k * r)
+
+
+def _as_points(name: str, pts) -> np.ndarray:
+    if isinstance(pts, torch.Tensor):
+        pts = pts.detach().cpu().numpy()
+    try:
+        a = np.asarray(pts, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of (x, z) positions in km") from exc
+    if a.ndim == 1 and a.shape[0] == 2:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape [n, 2] of (x, z) positions in km with n >= 1, got {list(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: positions must be finite numbers (km)")
+    return a
+
+
+class Acquisition:
+    """Source and receiver positions in km.
+
+    Parameters
+    ----------
+    sources : array_like, shape [n_src, 2]
+        Source positions (x, z) in km.
+    receivers : array_like, shape [n_rec, 2]
+        Receiver positions (x, z) in km.
+
+    Positions are checked against a solver's grid when used: they must lie in the interior
+    grid ``[0, (nx-1)·dx] × [0, (nz-1)·dx]`` (not in the PML).  Points between nodes are
+    handled with bilinear weights.
+    """
+
+    def __init__(self, sources, receivers):
+        self.sources = _as_points("sources", sources)
+        self.receivers = _as_points("receivers", receivers)
+
+    @property
+    def n_src(self) -> int:
+        return self.sources.shape[0]
+
+    @property
+    def n_rec(self) -> int:
+        return self.receivers.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Acquisition(n_src={self.n_src}, n_rec={self.n_rec})"
+
+    @classmethod
+    def transmission(cls, nx: int, nz: int, dx: float, n_src: int, n_rec: int) -> "Acquisition":
+        """Sources on the top row (z = 0), receivers on the bottom row (z = (nz-1)·dx).
+
+        Both are evenly spread at cell-centred positions ``(k + 1/2)·L/n`` along x, with
+        ``L = (nx-1)·dx``, as in a cross-well/transmission experiment.
+        """
+        nx = check_int("nx", nx, low=2)
+        nz = check_int("nz", nz, low=2)
+        dx = check_positive("dx", dx)
+        n_src = check_int("n_src", n_src, low=1)
+        n_rec = check_int("n_rec", n_rec, low=1)
+        lx, lz = (nx - 1) * dx, (nz - 1) * dx
+        xs = (np.arange(n_src) + 0.5) * lx / n_src
+        xr = (np.arange(n_rec) + 0.5) * lx / n_rec
+        return cls(np.stack([xs, np.zeros(n_src)], 1), np.stack([xr, np.full(n_rec, lz)], 1))
+
+
+class _Factor:
+    """One LU factorization of A(m, ω) and what is needed to reuse it."""
+
+    __slots__ = ("lu", "omega", "freq", "w", "shape")
+
+    def __init__(self, lu, omega, freq, w, shape):
+        self.lu, self.omega, self.freq, self.w, self.shape = lu, omega, freq, w, shape
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve A x = rhs (multi-RHS: rhs is [N] or [N, k])."""
+        return self.lu.solve(np.ascontiguousarray(rhs, dtype=np.complex128)) if rhs.ndim == 1 else \
+            self.lu.solve(np.asfortranarray(rhs, dtype=np.complex128))
+
+    def solve_adjoint(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve A^H x = rhs with the same factors: x = conj(A^{-T} conj(rhs))."""
+        b = np.conj(rhs)
+        b = np.ascontiguousarray(b) if b.ndim == 1 else np.asfortranarray(b)
+        return np.conj(self.lu.solve(b, trans="T"))
+
+
+class Helmholtz2D:
+    """2-D Helmholtz solver (Δ + ω²m)u = −s with a complex-stretching PML.
+
+    Parameters
+    ----------
+    nx, nz : int
+        Interior grid size (x horizontal, z depth), each >= 3.
+    dx : float
+        Grid spacing in km.
+    npml : int
+        PML thickness in cells on every side (>= 5).
+    order : {2, 4}
+        Stencil: 2 for the 5-point Laplacian, 4 for the fourth-order 9-point cross.
+    pml_velocity : float
+        Reference velocity (km/s) that sets the PML damping, σ_max = 3 c ln(1/R) / (2 L).
+    pml_reflection : float
+        Target normal-incidence reflection R of the continuous PML, in (0, 1).
+    permc_spec : str
+        SuperLU column ordering: "MMD_AT_PLUS_A" (default; best for this symmetric structure),
+        "COLAMD", "MMD_ATA" or "NATURAL".
+    threads : int or None
+        BLAS threads during dense work (needs threadpoolctl; otherwise documented no-op).
+    cache_size : int
+        How many factorizations (model, frequency pairs) to keep, so that forward, gradient
+        and Jacobian calls on the same model reuse one factorization.
+
+    Attributes
+    ----------
+    n_factorizations : int
+        Number of sparse LU factorizations performed so far (for tests and benchmarks).
+    """
+
+    def __init__(self, nx: int, nz: int, dx: float, npml: int = 10, order: int = 2, *,
+                 pml_velocity: float = 2.0, pml_reflection: float = 1e-3,
+                 permc_spec: str = "MMD_AT_PLUS_A", threads: int | None = 1, cache_size: int = 2):
+        self.nx = check_int("nx", nx, low=3)
+        self.nz = check_int("nz", nz, low=3)
+        self.dx = check_positive("dx", dx)
+        self.npml = check_int("npml", npml, low=5)
+        self.order = check_int("order", order, low=2, high=4)
+        if self.order not in (2, 4):
+            raise ValueError(f"order: must be 2 (5-point) or 4 (9-point cross), got {order}")
+        self.pml_velocity = check_positive("pml_velocity", pml_velocity)
+        self.pml_reflection = check_positive("pml_reflection", pml_reflection)
+        if self.pml_reflection >= 1:
+            raise ValueError(f"pml_reflection: must be in (0, 1), got {pml_reflection}")
+        if permc_spec not in _PERMC_SPECS:
+            raise ValueError(f"permc_spec: must be one of {_PERMC_SPECS}, got {permc_spec!r}")
+        self.permc_spec = permc_spec
+        self.threads = None if threads is None else check_int("threads", threads, low=1)
+        self.cache_size = check_int("cache_size", cache_size, low=1)
+        p = self.npml
+        self.NX, self.NZ = self.nx + 2 * p, self.nz + 2 * p
+        self.N = self.NX * self.NZ
+        self.n_factorizations = 0
+        self._cache: OrderedDict = OrderedDict()
+        self._lap_cache: OrderedDict = OrderedDict()
+        # padding map: extended flat index -> interior flat index (edge replication)
+        ix = np.clip(np.arange(self.NX) - p, 0, self.nx - 1)
+        iz = np.clip(np.arange(self.NZ) - p, 0, self.nz - 1)
+        self._pad_index = (ix[:, None] * self.nz + iz[None, :]).ravel()
+        self._interior = ((np.arange(self.nx)[:, None] + p) * self.NZ + (np.arange(self.nz)[None, :] + p)).ravel()
+        self._build_structure()
+
+    # ------------------------------------------------------------------ geometry
+    def __repr__(self) -> str:
+        return (f"Helmholtz2D(nx={self.nx}, nz={self.nz}, dx={self.dx}, npml={self.npml}, order={self.order}, "
+                f"permc_spec={self.permc_spec!r})")
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        """Physical size (x, z) of the interior grid in km: ((nx-1)·dx, (nz-1)·dx)."""
+        return (self.nx - 1) * self.dx, (self.nz - 1) * self.dx
+
+    @property
+    def x(self) -> np.ndarray:
+        """Node x-coordinates of the interior in km, shape [nx]."""
+        return np.arange(self.nx) * self.dx
+
+    @property
+    def z(self) -> np.ndarray:
+        """Node z-coordinates (depth) of the interior in km, shape [nz]."""
+        return np.arange(self.nz) * self.dx
+
+    def pad(self, m) -> np.ndarray:
+        """Extend an interior array [nx, nz] into the PML by edge replication -> [NX, NZ]."""
+        a = np.asarray(m)
+        return a.ravel()[self._pad_index].reshape(self.NX, self.NZ)
+
+    def pad_adjoint(self, g_ext) -> np.ndarray:
+        """Adjoint of :meth:`pad`: sum an extended array [NX, NZ] back onto the interior [nx, nz]."""
+        g = np.asarray(g_ext).ravel()
+        if np.iscomplexobj(g):
+            out = (np.bincount(self._pad_index, g.real, self.nx * self.nz)
+                   + 1j * np.bincount(self._pad_index, g.imag, self.nx * self.nz))
+        else:
+            out = np.bincount(self._pad_index, g, self.nx * self.nz)
+        return out.reshape(self.nx, self.nz)
+
+    # ---------------------------------------------------------------- assembly
+    def _stretch(self, pos_idx: np.ndarray, n_int: int, omega: float) -> np.ndarray:
+        """Complex stretch s = 1 + i σ(d)/ω at extended positions (in cells, may be half-integers)."""
+        p = self.npml
+        t = pos_idx - p  # interior coordinate in cells
+        d = np.maximum(np.maximum(-t, t - (n_int - 1)), 0.0) / p  # depth into the PML in [0, ~1]
+        L = p * self.dx
+        sigma_max = 3.0 * self.pml_velocity * math.log(1.0 / self.pml_reflection) / (2.0 * L)
+        return 1.0 + 1j * sigma_max * d ** 2 / omega
+
+    def _build_structure(self):
+        """Sparsity pattern and the map from stencil terms to CSC data slots (done once)."""
+        NX, NZ = self.NX, self.NZ
+        shifts = [(1, 1.0)] if self.order == 2 else [(1, 4.0 / 3.0), (2, -1.0 / 12.0)]
+        rows, cols = [], []
+        # each "term" contributes coef to (r, c); we record groups so values can be filled per frequency
+        self._terms = []  # (axis, shift, weight, start_indices, n_entries)
+        idx = np.arange(self.N).reshape(NX, NZ)
+        for axis in (0, 1):
+            n_ax = NX if axis == 0 else NZ
+            for s, wgt in shifts:
+                # edges from P (index a) to Q = a + s along axis, with a in [-s, n_ax - 1]
+                a = np.arange(-s, n_ax)
+                b = a + s
+                a_in, b_in = (a >= 0) & (a < n_ax), (b >= 0) & (b < n_ax)
+                keep = a_in | b_in
+                a, b, a_in, b_in = a[keep], b[keep], a_in[keep], b_in[keep]
+                self._terms.append((axis, s, wgt, a, b, a_in, b_in))
+                other = np.arange(NZ if axis == 0 else NX)
+                def flat(k, o):  # noqa: E306
+                    return idx[k[:, None], o[None, :]] if axis == 0 else idx[o[None, :], k[:, None]]
+                both = a_in & b_in
+                A_, B_ = flat(np.clip(a, 0, n_ax - 1), other), flat(np.clip(b, 0, n_ax - 1), other)
+                # order of entries per term: (P,P) all, (Q,Q) all, (P,Q) both, (Q,P) both
+                rows += [A_[a_in].ravel(), B_[b_in].ravel(), A_[both].ravel(), B_[both].ravel()]
+                cols += [A_[a_in].ravel(), B_[b_in].ravel(), B_[both].ravel(), A_[both].ravel()]
+        diag = np.arange(self.N)
+        rows.append(diag)
+        cols.append(diag)
+        r = np.concatenate(rows)
+        c = np.concatenate(cols)
+        key = c.astype(np.int64) * self.N + r
+        ukey, inv = np.unique(key, return_inverse=True)
+        self._slot = inv  # COO entry -> CSC data position
+        self._nnz = ukey.size
+        self._indices = (ukey % self.N).astype(np.int32)
+        colcount = np.bincount(ukey // self.N, minlength=self.N)
+        self._indptr = np.concatenate([[0], np.cumsum(colcount)]).astype(np.int32)
+        self._diag_slot = inv[-self.N:]
+
+    def _laplacian_data(self, omega: float) -> tuple[np.ndarray, np.ndarray]:
+        """CSC data of the stretched Laplacian part (model independent) and the mass weight s_x s_z."""
+        key = float(omega)
+        if key in self._lap_cache:
+            self._lap_cache.move_to_end(key)
+            return self._lap_cache[key]
+        NX, NZ, h2 = self.NX, self.NZ, self.dx ** 2
+        sx_node = self._stretch(np.arange(NX, dtype=float), self.nx, omega)
+        sz_node = self._stretch(np.arange(NZ, dtype=float), self.nz, omega)
+        vals = []
+        for axis, s, wgt, a, b, a_in, b_in in self._terms:
+            mid = (a + b) / 2.0
+            if axis == 0:
+                coef = (sz_node[None, :] / self._stretch(mid, self.nx, omega)[:, None])  # [edges, NZ]
+            else:
+                coef = (sx_node[None, :] / self._stretch(mid, self.nz, omega)[:, None])  # [edges, NX]
+            coef = coef * (wgt / h2)  # (4/3)δ_h² − (1/3)δ_2h², δ_2h² = (u₊₂ − 2u + u₋₂)/(4h²): weights 4/3, −1/12
+            both = a_in & b_in
+            vals += [-coef[a_in].ravel(), -coef[b_in].ravel(), coef[both].ravel(), coef[both].ravel()]
+        vals.append(np.zeros(self.N, dtype=complex))
+        v = np.concatenate(vals)
+        data = np.bincount(self._slot, v.real, self._nnz) + 1j * np.bincount(self._slot, v.imag, self._nnz)
+        w = (sx_node[:, None] * sz_node[None, :]).ravel()
+        out = (data, w)
+        self._lap_cache[key] = out
+        if len(self._lap_cache) > 4:
+            self._lap_cache.popitem(last=False)
+        return out
+
+    # ------------------------------------------------------------- validation
+    def _check_m(self, m, name: str = "m") -> np.ndarray:
+        if isinstance(m, torch.Tensor):
+            if m.is_complex():
+                raise TypeError(f"{name}: expected a real array of squared slowness (s^2/km^2), got complex")
+            a = m.detach().cpu().to(torch.float64).numpy()
+        else:
+            try:
+                a = np.asarray(m)
+            except Exception as exc:  # noqa: BLE001
+                raise TypeError(f"{name}: expected an array [nx, nz] of squared slowness (s^2/km^2)") from exc
+            if np.iscomplexobj(a):
+                raise TypeError(f"{name}: expected a real array of squared slowness (s^2/km^2), got complex")
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+            a = a.astype(np.float64)
+        if a.shape != (self.nx, self.nz):
+            raise ValueError(f"{name}: expected shape [nx, nz] = [{self.nx}, {self.nz}], got {list(a.shape)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: contains NaN or inf; squared slowness must be finite and > 0")
+        if np.any(a <= 0):
+            raise ValueError(f"{name}: squared slowness must be > 0 (s^2/km^2), got min {a.min():.3g}")
+        return a
+
+    def _check_freq(self, freq, m: np.ndarray) -> float:
+        f = check_positive("freq", freq)
+        ppw = self._ppw(m, f)
+        if ppw < 4.0:
+            raise ValueError(f"freq: {f:g} Hz gives {ppw:.2f} points per wavelength at the slowest velocity; "
+                             "need >= 4 (lower freq or refine dx)")
+        if ppw < 8.0:
+            warnings.warn(f"freq: {f:g} Hz gives only {ppw:.2f} points per wavelength (< 8); expect strong "
+                          "numerical dispersion", RuntimeWarning, stacklevel=3)
+        return f
+
+    def _ppw(self, m: np.ndarray, f: float) -> float:
+        vmin = 1.0 / math.sqrt(float(np.max(m)))
+        return vmin / (f * self.dx)
+
+    def points_per_wavelength(self, m, freq) -> float:
+        """Grid points per wavelength at the slowest velocity of ``m`` (km/s) and ``freq`` (Hz)."""
+        return self._ppw(self._check_m(m), check_positive("freq", freq))
+
+    def check_acquisition(self, acq: Acquisition) -> Acquisition:
+        """Raise unless every source and receiver lies in the interior grid (not in the PML)."""
+        if not isinstance(acq, Acquisition):
+            raise TypeError(f"acq: expected an Acquisition, got {type(acq).__name__}")
+        self._check_points("sources", acq.sources)
+        self._check_points("receivers", acq.receivers)
+        return acq
+
+    def _check_points(self, name: str, pts: np.ndarray):
+        lx, lz = self.extent
+        tol = 1e-9 * self.dx
+        bad = (pts[:, 0] < -tol) | (pts[:, 0] > lx + tol) | (pts[:, 1] < -tol) | (pts[:, 1] > lz + tol)
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            x, z = pts[k]
+            p = self.npml * self.dx
+            where = ("inside the PML" if (-p <= x <= lx + p and -p <= z <= lz + p) else "outside the grid")
+            raise ValueError(f"{name}: point {k} at (x, z) = ({x:g}, {z:g}) km is {where}; positions must lie in "
+                             f"[0, {lx:g}] x [0, {lz:g}] km")
+
+    def _interp_matrix(self, pts: np.ndarray) -> sp.csr_matrix:
+        """Bilinear interpolation from the extended grid to points: sparse [n_pts, N]."""
+        p, NZ = self.npml, self.NZ
+        lx, lz = self.extent
+        fx = np.clip(pts[:, 0], 0, lx) / self.dx
+        fz = np.clip(pts[:, 1], 0, lz) / self.dx
+        i0 = np.minimum(np.floor(fx).astype(int), self.nx - 2)
+        j0 = np.minimum(np.floor(fz).astype(int), self.nz - 2)
+        tx, tz = fx - i0, fz - j0
+        n = pts.shape[0]
+        rows = np.repeat(np.arange(n), 4)
+        cols = np.stack([(i0 + p) * NZ + j0 + p, (i0 + p) * NZ + j0 + 1 + p,
+                         (i0 + 1 + p) * NZ + j0 + p, (i0 + 1 + p) * NZ + j0 + 1 + p], 1).ravel()
+        vals = np.stack([(1 - tx) * (1 - tz), (1 - tx) * tz, tx * (1 - tz), tx * tz], 1).ravel()
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n, self.N))
+
+    # ---------------------------------------------------------- factorization
+    def matrix(self, m, freq) -> sp.csc_matrix:
+        """The complex-symmetric system matrix A(m, ω) (CSC, [N, N] with N = NX·NZ)."""
+        mm = self._check_m(m)
+        f = self._check_freq(freq, mm)
+        return self._assemble(mm, 2 * math.pi * f)[0]
+
+    def _assemble(self, m: np.ndarray, omega: float):
+        lap, w = self._laplacian_data(omega)
+        data = lap.copy()
+        data[self._diag_slot] += omega ** 2 * w * self.pad(m).ravel()
+        A = sp.csc_matrix((data, self._indices, self._indptr), shape=(self.N, self.N))
+        return A, w
+
+    def _lu_options(self) -> dict:
+        # A is complex symmetric with a symmetric pattern: order A + Aᵀ by minimum degree and prefer
+        # diagonal pivots (SymmetricMode, threshold 0.1), which keeps the ordering's low fill.
+        if self.permc_spec == "MMD_AT_PLUS_A":
+            return dict(diag_pivot_thresh=0.1, options=dict(SymmetricMode=True))
+        return {}
+
+    def factorize(self, m, freq) -> _Factor:
+        """LU factors of A(m, 2πf), cached: repeated calls on the same model and frequency reuse them."""
+        mm = self._check_m(m)
+        f = self._check_freq(freq, mm)
+        return self._factor(mm, f)
+
+    def _factor(self, m: np.ndarray, f: float) -> _Factor:
+        key = (f, hashlib.blake2b(np.ascontiguousarray(m).tobytes(), digest_size=16).hexdigest())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        omega = 2 * math.pi * f
+        A, w = self._assemble(m, omega)
+        with blas_threads(self.threads):
+            lu = spla.splu(A, permc_spec=self.permc_spec, **self._lu_options())
+        self.n_factorizations += 1
+        fac = _Factor(lu, omega, f, w, (self.NX, self.NZ))
+        self._cache[key] = fac
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return fac
+
+    def clear_cache(self):
+        """Forget cached factorizations."""
+        self._cache.clear()
+
+    # ------------------------------------------------------------- internals
+    def _source_rhs(self, pts: np.ndarray) -> np.ndarray:
+        """Right-hand sides −s for point sources of unit strength: dense [N, n_src]."""
+        P = self._interp_matrix(pts)
+        return -(P.T.toarray()) / self.dx ** 2
+
+    def _fields(self, fac: _Factor, acq: Acquisition) -> np.ndarray:
+        with blas_threads(self.threads):
+            return fac.solve(self._source_rhs(acq.sources))  # [N, n_src]
+
+    @staticmethod
+    def _out(x, like_torch: bool):
+        return torch.from_numpy(np.ascontiguousarray(x)) if like_torch else x
+
+    def _prepare(self, m, freq, acq):
+        mm = self._check_m(m)
+        f = self._check_freq(freq, mm)
+        if acq is not None:
+            self.check_acquisition(acq)
+        return mm, f, isinstance(m, torch.Tensor)
+
+    # ------------------------------------------------------------------ public
+    def wavefield(self, m, freq, source, extended: bool = False):
+        """Complex wavefield of one unit point source at ``source = (x, z)`` km.
+
+        Returns
+        -------
+        complex array [nx, nz] (or [NX, NZ] with ``extended=True``, including the PML)
+        """
+        mm, f, tt = self._prepare(m, freq, None)
+        pts = _as_points("source", source)
+        if pts.shape[0] != 1:
+            raise ValueError(f"source: expected one (x, z) position, got {pts.shape[0]}")
+        self._check_points("source", pts)
+        fac = self._factor(mm, f)
+        u = fac.solve(self._source_rhs(pts)[:, 0]).reshape(self.NX, self.NZ)
+        if not extended:
+            p = self.npml
+            u = u[p:p + self.nx, p:p + self.nz]
+        return self._out(np.array(u), tt)
+
+    def wavefields(self, m, freq, acq: Acquisition):
+        """Interior wavefields of all sources, complex [n_src, nx, nz]."""
+        mm, f, tt = self._prepare(m, freq, acq)
+        U = self._fields(self._factor(mm, f), acq)
+        out = U[self._interior].T.reshape(acq.n_src, self.nx, self.nz)
+        return self._out(out, tt)
+
+    def forward(self, m, freq, acq: Acquisition):
+        """Data at the receivers, complex [n_src, n_rec] (one factorization, multi-RHS solve)."""
+        mm, f, tt = self._prepare(m, freq, acq)
+        U = self._fields(self._factor(mm, f), acq)
+        return self._out(np.asarray((self._interp_matrix(acq.receivers) @ U).T), tt)
+
+    def _check_data(self, name: str, d, acq: Acquisition) -> np.ndarray:
+        a = d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
+        if a.dtype.kind not in "fciu":
+            raise TypeError(f"{name}: expected a numeric array [n_src, n_rec], got dtype {a.dtype}")
+        a = a.astype(np.complex128)
+        if a.shape != (acq.n_src, acq.n_rec):
+            raise ValueError(f"{name}: expected shape [n_src, n_rec] = [{acq.n_src}, {acq.n_rec}], got {list(a.shape)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        return a
+
+    def _vjp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dd: np.ndarray) -> np.ndarray:
+        """g with g·δm = Re Σ conj(dd) (J δm): one multi-RHS adjoint solve with the same factors."""
+        Pr = self._interp_matrix(acq.receivers)
+        with blas_threads(self.threads):
+            lam = fac.solve_adjoint(np.asarray(Pr.T @ dd.T))  # A^H λ_s = P_r^T dd_s, [N, n_src]
+            g_ext = -fac.omega ** 2 * np.real(fac.w * np.einsum("ns,ns->n", np.conj(lam), U))
+        return self.pad_adjoint(g_ext)
+
+    def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:
+        Pr = self._interp_matrix(acq.receivers)
+        rhs = -fac.omega ** 2 * (fac.w * self.pad(dm).ravel())[:, None] * U
+        with blas_threads(self.threads):
+            dU = fac.solve(rhs)
+        return np.asarray((Pr @ dU).T)
+
+    def misfit_gradient(self, m, freq, acq: Acquisition, d_obs, sigma_d):
+        """Complex-Gaussian negative log-likelihood and its adjoint-state gradient.
+
+        ``misfit = Σ |d(m) − d_obs|² / σ_d²`` (circular complex noise with E|e|² = σ_d², so no 1/2).
+
+        Returns
+        -------
+        misfit : float
+        grad : real array [nx, nz], ∂misfit/∂m in (s²/km²)⁻¹
+        data : complex array [n_src, n_rec], the predicted data d(m)
+        """
+        mm, f, tt = self._prepare(m, freq, acq)
+        dobs = self._check_data("d_obs", d_obs, acq)
+        sig = check_positive("sigma_d", sigma_d)
+        fac = self._factor(mm, f)
+        U = self._fields(fac, acq)
+        d = np.asarray((self._interp_matrix(acq.receivers) @ U).T)
+        r = d - dobs
+        misfit = float(np.sum(np.abs(r) ** 2) / sig ** 2)
+        g = self._vjp_core(fac, acq, U, 2.0 * r / sig ** 2)
+        return misfit, self._out(g, tt), self._out(d, tt)
+
+    def jvp(self, m, freq, acq: Acquisition, dm):
+        """Jacobian-vector product J δm: complex [n_src, n_rec] (δm real [nx, nz])."""
+        mm, f, tt = self._prepare(m, freq, acq)
+        dmm = self._check_perturbation("dm", dm)
+        fac = self._factor(mm, f)
+        return self._out(self._jvp_core(fac, acq, self._fields(fac, acq), dmm), tt)
+
+    def vjp(self, m, freq, acq: Acquisition, dd):
+        """Vector-Jacobian product: real g [nx, nz] with g·δm = Re Σ conj(dd)·(J δm)."""
+        mm, f, tt = self._prepare(m, freq, acq)
+        ddd = self._check_data("dd", dd, acq)
+        fac = self._factor(mm, f)
+        return self._out(self._vjp_core(fac, acq, self._fields(fac, acq), ddd), tt)
+
+    def _check_perturbation(self, name: str, dm) -> np.ndarray:
+        a = dm.detach().cpu().numpy() if isinstance(dm, torch.Tensor) else np.asarray(dm)
+        if np.iscomplexobj(a) or a.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: expected a real array [nx, nz]")
+        a = a.astype(np.float64)
+        if a.shape != (self.nx, self.nz):
+            raise ValueError(f"{name}: expected shape [nx, nz] = [{self.nx}, {self.nz}], got {list(a.shape)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        return a
+
+    def jacobian(self, m, freq, acq: Acquisition, basis, method: str = "sensitivity", chunk_mb: float = 64.0):
+        """Jacobian of the data with respect to the coefficients of a reduced basis.
+
+        ``d(m + Σ_k c_k φ_k) ≈ d(m) + J c`` with ``J[s·n_rec + r, k]``.
+
+        Parameters
+        ----------
+        basis : array [K, nx, nz]
+            Real basis functions φ_k (squared slowness per unit coefficient).
+        method : {"sensitivity", "reciprocal"}
+            "sensitivity": n_src·K multi-RHS sensitivity solves (δu for each source and basis
+            function).  "reciprocal": n_src + n_rec solves (source and receiver Green's
+            functions, using A = Aᵀ) and a dense contraction; cheaper when K is large.
+        chunk_mb : float
+            Memory cap for each block of right-hand sides.
+
+        Returns
+        -------
+        complex array [n_src·n_rec, K]
+        """
+        mm, f, tt = self._prepare(m, freq, acq)
+        if method not in ("sensitivity", "reciprocal"):
+            raise ValueError(f"method: must be 'sensitivity' or 'reciprocal', got {method!r}")
+        B = basis.detach().cpu().numpy() if isinstance(basis, torch.Tensor) else np.asarray(basis)
+        if np.iscomplexobj(B) or B.dtype.kind not in "fiu":
+            raise TypeError("basis: expected a real array [K, nx, nz]")
+        if B.ndim != 3 or B.shape[1:] != (self.nx, self.nz) or B.shape[0] < 1:
+            raise ValueError(f"basis: expected shape [K, nx, nz] = [K, {self.nx}, {self.nz}], got {list(B.shape)}")
+        if not np.all(np.isfinite(B)):
+            raise ValueError("basis: contains NaN or inf")
+        B = B.astype(np.float64)
+        K = B.shape[0]
+        chunk_mb = check_positive("chunk_mb", chunk_mb)
+        fac = self._factor(mm, f)
+        U = self._fields(fac, acq)  # [N, ns]
+        Pr = self._interp_matrix(acq.receivers)
+        ns, nr = acq.n_src, acq.n_rec
+        om2 = fac.omega ** 2
+        ncol = max(1, int(chunk_mb * 2 ** 20 / (16 * self.N)))
+        J = np.empty((ns, nr, K), dtype=np.complex128)
+        with blas_threads(self.threads):
+            if method == "sensitivity":
+                Bext = (fac.w[:, None] * B.reshape(K, -1)[:, self._pad_index].T)  # [N, K] = w ⊙ Eφ_k
+                pairs = [(s, k) for s in range(ns) for k in range(K)]
+                for c0 in range(0, len(pairs), ncol):
+                    blk = pairs[c0:c0 + ncol]
+                    ss = np.array([s for s, _ in blk])
+                    kk = np.array([k for _, k in blk])
+                    rhs = -om2 * Bext[:, kk] * U[:, ss]
+                    dU = fac.solve(rhs)
+                    J[ss, :, kk] = np.asarray((Pr @ dU).T)
+            else:
+                G = fac.lu.solve(np.asfortranarray(Pr.T.toarray().astype(np.complex128)), trans="T")  # A^{-T} p_r
+                Phi = B.reshape(K, -1).T  # [nx*nz, K]
+                s_blk = max(1, ncol // max(nr, 1))
+                for s0 in range(0, ns, s_blk):
+                    ss = np.arange(s0, min(ns, s0 + s_blk))
+                    H = (fac.w[:, None, None] * U[:, ss][:, :, None] * G[:, None, :])  # [N, s, r]
+                    H = H.reshape(self.N, -1)
+                    Hr = np.empty((self.nx * self.nz, H.shape[1]), dtype=np.complex128)
+                    for c in range(H.shape[1]):
+                        Hr[:, c] = self.pad_adjoint(H[:, c]).ravel()
+                    J[ss] = (-om2 * (Hr.T @ Phi)).reshape(len(ss), nr, K)
+        out = J.reshape(ns * nr, K)
+        if not np.all(np.isfinite(out)):
+            raise FloatingPointError("jacobian: non-finite entries (ill-conditioned system)")
+        return self._out(out, tt)
+
+    def torch_forward(self, m: torch.Tensor, freq, acq: Acquisition) -> torch.Tensor:
+        """Differentiable data d(m): complex [n_src, n_rec] torch tensor (see :class:`HelmholtzData`)."""
+        return HelmholtzData.apply(m, self, freq, acq)
+
+
+class HelmholtzData(torch.autograd.Function):
+    """torch.autograd.Function: m [nx, nz] (real) -> data [n_src, n_rec] (complex128).
+
+    Backward uses the adjoint state with the factorization cached in the forward pass
+    (torch's convention: for a real loss L the incoming gradient is 2 ∂L/∂conj(d), and the
+    returned gradient is Re Jᴴ g).
+    """
+
+    @staticmethod
+    def forward(ctx, m, solver: Helmholtz2D, freq, acq):
+        mm, f, _ = solver._prepare(m, freq, acq)
+        fac = solver._factor(mm, f)
+        U = solver._fields(fac, acq)
+        d = np.asarray((solver._interp_matrix(acq.receivers) @ U).T)
+        ctx.solver, ctx.fac, ctx.U, ctx.acq = solver, fac, U, acq
+        ctx.dtype = m.dtype
+        return torch.from_numpy(d)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g = ctx.solver._vjp_core(ctx.fac, ctx.acq, ctx.U, grad_out.detach().cpu().numpy().astype(np.complex128))
+        return torch.from_numpy(g).to(ctx.dtype), None, None, None
+
+
+def helmholtz_data(m: torch.Tensor, solver: Helmholtz2D, freq, acq: Acquisition) -> torch.Tensor:
+    """Functional form of :class:`HelmholtzData`: differentiable complex data [n_src, n_rec]."""
+    if not isinstance(m, torch.Tensor):
+        raise TypeError(f"m: expected a torch.Tensor, got {type(m).__name__}")
+    if not isinstance(solver, Helmholtz2D):
+        raise TypeError(f"solver: expected a Helmholtz2D, got {type(solver).__name__}")
+    return HelmholtzData.apply(m, solver, freq, acq)

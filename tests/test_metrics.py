@@ -1,0 +1,111 @@
+"""Tests for memprior.metrics: nearest-neighbour ratios, the d1/d2 rule, null baselines."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from memprior.metrics import (D1D2_THRESHOLD, PAPER_THRESHOLD, d1_d2, memorized_fraction, nearest, nn_ratio,
+                              null_baseline, sorted_distances)
+
+X = torch.tensor([[0.0], [1.0], [3.0], [6.0]], dtype=torch.float64)
+
+
+def test_hand_computed_values():
+    s = torch.tensor([[0.1], [0.5], [3.0]], dtype=torch.float64)
+    # distances from 0.1: 0.1, 0.9, 2.9, 5.9
+    r = nn_ratio(s, X)  # k = min(50, 4) = 4
+    assert float(r[0]) == pytest.approx(0.1 / ((0.9 + 2.9 + 5.9) / 3))
+    # from 0.5: 0.5, 0.5, 2.5, 5.5
+    assert float(r[1]) == pytest.approx(0.5 / ((0.5 + 2.5 + 5.5) / 3))
+    assert float(r[2]) == 0.0  # exactly on a training point
+    r3 = nn_ratio(s, X, k=3)
+    assert float(r3[0]) == pytest.approx(0.1 / 1.9)
+    q = d1_d2(s, X)
+    np.testing.assert_allclose(q.numpy(), [0.1 / 0.9, 1.0, 0.0])
+    np.testing.assert_allclose(nn_ratio(s, X, k=2).numpy(), q.numpy())
+    d, i = nearest(s, X)
+    np.testing.assert_allclose(d.numpy(), [0.1, 0.5, 0.0])
+    assert i.tolist()[0] == 0 and i.tolist()[2] == 2
+
+
+def test_against_brute_force_sort():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 5, generator=g, dtype=torch.float64)
+    s = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    d = np.sort(np.linalg.norm(s.numpy()[:, None] - x.numpy()[None], axis=-1), axis=1)
+    np.testing.assert_allclose(sorted_distances(s, x, 7).numpy(), d[:, :7], rtol=1e-12)
+    np.testing.assert_allclose(nn_ratio(s, x).numpy(), d[:, 0] / d[:, 1:50].mean(1), rtol=1e-12)
+    np.testing.assert_allclose(d1_d2(s, x).numpy(), d[:, 0] / d[:, 1], rtol=1e-12)
+    # invariant under a common rotation, translation and scaling
+    Q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    t = torch.randn(5, generator=g, dtype=torch.float64)
+    np.testing.assert_allclose(nn_ratio(3 * s @ Q + t, 3 * x @ Q + t).numpy(), nn_ratio(s, x).numpy(), rtol=1e-9)
+
+
+def test_null_baseline_and_fraction():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 2, generator=g, dtype=torch.float64)
+    fresh = torch.randn(400, 2, generator=g, dtype=torch.float64)
+    r0 = null_baseline(fresh, x)
+    np.testing.assert_allclose(r0.numpy(), nn_ratio(fresh, x).numpy())
+    q0 = null_baseline(fresh, x, metric="d1_d2")
+    np.testing.assert_allclose(q0.numpy(), d1_d2(fresh, x).numpy())
+    np.testing.assert_allclose(null_baseline(fresh, x, k=5).numpy(), nn_ratio(fresh, x, k=5).numpy())
+    # in 2-D the paper's threshold flags nearly every fresh draw: d1 is small next to mean(d2..d50)
+    p, se = memorized_fraction(r0, PAPER_THRESHOLD)
+    assert p > 0.9 and se == pytest.approx(math.sqrt(p * (1 - p) / 400))
+    # copies of training points plus tiny noise are flagged by both rules
+    copies = x[:20] + 1e-4 * torch.randn(20, 2, generator=g, dtype=torch.float64)
+    assert memorized_fraction(nn_ratio(copies, x))[0] == 1.0
+    assert memorized_fraction(d1_d2(copies, x), D1D2_THRESHOLD)[0] == 1.0
+
+
+def test_d1_d2_null_for_a_poisson_cloud():
+    """For locally uniform points in R^d, (d1/d2)^d ~ U(0,1), so P(d1/d2 < 1/3) = 3^-d."""
+    g = torch.Generator().manual_seed(2)
+    for d in (1, 2):
+        x = torch.rand(4000, d, generator=g, dtype=torch.float64)
+        fresh = 0.3 + 0.4 * torch.rand(3000, d, generator=g, dtype=torch.float64)  # away from the edges
+        q = null_baseline(fresh, x, metric="d1_d2")
+        p, se = memorized_fraction(q, D1D2_THRESHOLD)
+        assert abs(p - 3.0 ** -d) < 4 * math.sqrt(3.0 ** -d * (1 - 3.0 ** -d) / 3000), (d, p)
+        # and the whole distribution: Kolmogorov-Smirnov against U(0,1)
+        from scipy import stats
+        assert stats.kstest((q ** d).numpy(), "uniform").pvalue > 1e-3
+
+
+def test_extremes_no_nan():
+    x = torch.zeros(3, 2, dtype=torch.float64)  # all training points coincide
+    r = nn_ratio(torch.zeros(2, 2, dtype=torch.float64), x)
+    assert torch.isfinite(r).all() and float(r.max()) == 0.0
+    big = torch.tensor([[1e150, 0.0], [-1e150, 0.0]], dtype=torch.float64)
+    assert torch.isfinite(d1_d2(torch.tensor([[1e150, 1.0]], dtype=torch.float64), big)).all()
+
+
+def test_bad_input():
+    s = torch.zeros(2, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"k: must be an integer in \[2, 4\]"):
+        nn_ratio(s, X, k=5)
+    with pytest.raises(ValueError, match="k"):
+        nn_ratio(s, X, k=1)
+    with pytest.raises(TypeError, match="k"):
+        nn_ratio(s, X, k=2.5)
+    with pytest.raises(ValueError, match="N >= 2"):
+        nn_ratio(s, X[:1])
+    with pytest.raises(ValueError, match="N >= 2"):
+        d1_d2(s, X[:1])
+    with pytest.raises(ValueError, match=r"samples: expected shape \[B, 1\]"):
+        nn_ratio(torch.zeros(2, 3), X)
+    with pytest.raises(ValueError, match="samples"):
+        d1_d2(torch.zeros(3), X)
+    with pytest.raises(ValueError, match="metric"):
+        null_baseline(s, X, metric="fid")
+    with pytest.raises(ValueError, match="scores"):
+        memorized_fraction(torch.zeros(0))
+    with pytest.raises(ValueError, match="threshold"):
+        memorized_fraction(torch.zeros(3), threshold=-1.0)
+    with pytest.raises(ValueError, match="samples"):
+        nn_ratio(torch.tensor([[float("nan")]]), X)

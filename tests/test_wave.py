@@ -1,0 +1,319 @@
+"""Tests for memprior.wave: verification against the analytic Green's function, adjoint
+identities, finite differences on every pixel, Taylor convergence, Jacobians, torch, bad input."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from memprior.wave import Acquisition, Helmholtz2D, greens_function_2d, helmholtz_data
+
+
+# ----------------------------------------------------------------------------- helpers
+def greens_error(ppw: float, order: int, half_width_wavelengths: float = 3.4) -> float:
+    """Relative L2 error of a point-source solution against (i/4) H0^(1)(kr) for 1 <= r/λ <= 3.
+
+    Homogeneous 2 km/s medium, dx = 10 m, PML one wavelength thick.  Convention:
+    (Δ + ω²m)u = −s with a unit point source s = δ/dx² at the centre node, e^{−iωt}.
+    """
+    v, dx = 2.0, 0.01
+    lam = ppw * dx
+    f = v / lam
+    n = int(round(2 * half_width_wavelengths * lam / dx)) + 1
+    solver = Helmholtz2D(n, n, dx, npml=max(5, int(round(ppw))), order=order)
+    m = np.full((n, n), 1.0 / v ** 2)
+    c = (n // 2) * dx
+    u = solver.wavefield(m, f, (c, c))
+    X, Z = np.meshgrid(solver.x, solver.z, indexing="ij")
+    r = np.hypot(X - c, Z - c)
+    ring = (r >= lam) & (r <= 3 * lam)
+    g = greens_function_2d(r[ring], 2 * math.pi * f / v)
+    return float(np.linalg.norm(u[ring] - g) / np.linalg.norm(g))
+
+
+def small_problem(order=2, seed=0):
+    """A 12 x 10 heterogeneous problem with off-node and corner sources/receivers."""
+    rng = np.random.default_rng(seed)
+    nx, nz, dx = 12, 10, 0.1
+    solver = Helmholtz2D(nx, nz, dx, npml=5, order=order)
+    v = 2.0 + 0.3 * rng.uniform(-1, 1, size=(nx, nz))
+    m = 1.0 / v ** 2
+    lx, lz = solver.extent
+    acq = Acquisition([[0.0, 0.0], [lx, 0.45], [0.37, 0.52]],
+                      [[lx, lz], [0.0, lz], [0.55, lz], [0.5, 0.3], [1.0, 0.0]])
+    freq = 2.0
+    m_true = m * (1 + 0.05 * rng.standard_normal((nx, nz)))
+    d_obs = solver.forward(m_true, freq, acq)
+    return solver, m, freq, acq, d_obs, rng
+
+
+# ------------------------------------------------------------------- verification
+@pytest.mark.parametrize("ppw, tol", [(10, 0.19), (16, 0.07), (32, 0.02)])
+def test_greens_function_order2(ppw, tol):
+    err = greens_error(ppw, order=2)
+    assert err <= tol, f"5-point stencil at {ppw} ppw: error {err:.4f} > {tol}"
+
+
+def test_greens_function_high_accuracy():
+    err = greens_error(10, order=4)
+    assert err <= 0.02
+    # and it beats the 5-point stencil at the same grid by a wide margin
+    assert err < 0.1 * greens_error(10, order=2)
+
+
+def test_greens_function_is_outgoing_with_correct_sign():
+    # the solution at one wavelength has the phase of +(i/4)H0^(1): an incoming wave (H0^(2)) or the
+    # opposite sign convention would be off by far more than the dispersion error
+    v, dx, ppw = 2.0, 0.01, 16
+    lam = ppw * dx
+    f = v / lam
+    n = 81
+    solver = Helmholtz2D(n, n, dx, npml=16, order=4)
+    u = solver.wavefield(np.full((n, n), 0.25), f, (0.4, 0.4))
+    r = lam
+    g = greens_function_2d(r, 2 * math.pi * f / v)
+    got = u[40 + ppw, 40]
+    assert abs(got - g) < 0.02 * abs(g)
+    assert abs(got + g) > 1.5 * abs(g)
+
+
+def test_matrix_is_complex_symmetric_and_reciprocity():
+    for order in (2, 4):
+        solver, m, freq, acq, _, _ = small_problem(order)
+        A = solver.matrix(m, freq)
+        assert abs(A - A.T).max() == 0.0
+        assert abs(A - A.conj().T).max() > 0  # not Hermitian: the PML is lossy
+        a, b = (0.13, 0.21), (0.97, 0.74)
+        d_ab = solver.forward(m, freq, Acquisition([a], [b]))[0, 0]
+        d_ba = solver.forward(m, freq, Acquisition([b], [a]))[0, 0]
+        assert abs(d_ab - d_ba) <= 1e-10 * abs(d_ab)
+
+
+def test_pad_adjoint_dot_product():
+    solver = Helmholtz2D(7, 6, 0.1, npml=5)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 6))
+    y = rng.standard_normal((solver.NX, solver.NZ))
+    lhs = np.sum(solver.pad(x) * y)
+    rhs = np.sum(x * solver.pad_adjoint(y))
+    assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
+    # padding replicates edges: corners of the PML take the corner value
+    assert solver.pad(x)[0, 0] == x[0, 0] and solver.pad(x)[-1, -1] == x[-1, -1]
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_adjoint_dot_product(order):
+    solver, m, freq, acq, _, rng = small_problem(order)
+    dm = rng.standard_normal(m.shape)
+    dd = rng.standard_normal((acq.n_src, acq.n_rec)) + 1j * rng.standard_normal((acq.n_src, acq.n_rec))
+    lhs = np.real(np.vdot(dd, solver.jvp(m, freq, acq, dm)))  # Re <dd, J dm>
+    rhs = np.sum(dm * solver.vjp(m, freq, acq, dd))  # <J^T dd, dm>
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_gradient_matches_finite_differences_on_every_pixel(order):
+    solver, m, freq, acq, d_obs, _ = small_problem(order)
+    sigma = 0.05
+    f0, g, _ = solver.misfit_gradient(m, freq, acq, d_obs, sigma)
+    assert f0 > 0
+    h = 1e-5 * m.mean()
+    fd = np.empty_like(m)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            mp, mn = m.copy(), m.copy()
+            mp[i, j] += h
+            mn[i, j] -= h
+            fp = solver.misfit_gradient(mp, freq, acq, d_obs, sigma)[0]
+            fn = solver.misfit_gradient(mn, freq, acq, d_obs, sigma)[0]
+            fd[i, j] = (fp - fn) / (2 * h)
+    # the per-pixel test is meaningful only if no pixel's gradient is negligible
+    assert np.abs(g).min() > 1e-3 * np.abs(g).max()
+    rel = np.abs(fd - g) / np.abs(g)
+    assert rel.max() <= 1e-5, f"worst pixel {np.unravel_index(rel.argmax(), rel.shape)}: {rel.max():.2e}"
+    # edges and corners explicitly (they carry the PML padding adjoint)
+    for idx in [(0, 0), (0, -1), (-1, 0), (-1, -1), (0, 4), (5, 0), (-1, 5), (6, -1)]:
+        assert rel[idx] <= 1e-5
+
+
+def test_misfit_is_complex_gaussian_nll_without_half():
+    solver, m, freq, acq, d_obs, _ = small_problem()
+    sigma = 0.3
+    f, _, d = solver.misfit_gradient(m, freq, acq, d_obs, sigma)
+    assert math.isclose(f, float(np.sum(np.abs(d - d_obs) ** 2) / sigma ** 2), rel_tol=1e-13)
+    assert np.allclose(d, solver.forward(m, freq, acq), rtol=1e-13, atol=0)
+
+
+def test_taylor_second_order():
+    solver, m, freq, acq, d_obs, rng = small_problem(seed=3)
+    sigma = 0.05
+    f0, g, _ = solver.misfit_gradient(m, freq, acq, d_obs, sigma)
+    dm = 0.01 * m * rng.standard_normal(m.shape)
+    hs = 2.0 ** -np.arange(2, 8)
+    r0, r1 = [], []
+    for h in hs:
+        fh = solver.misfit_gradient(m + h * dm, freq, acq, d_obs, sigma)[0]
+        r0.append(abs(fh - f0))
+        r1.append(abs(fh - f0 - h * np.sum(g * dm)))
+    rate0 = np.log2(np.array(r0[:-1]) / np.array(r0[1:]))
+    rate1 = np.log2(np.array(r1[:-1]) / np.array(r1[1:]))
+    assert abs(rate0[-1] - 1) < 0.1  # zeroth-order remainder: first order (as h -> 0)
+    assert np.all(np.abs(rate1 - 2) < 0.1)  # first-order remainder: second order at every step
+
+
+def test_jvp_vjp_jacobian_consistency():
+    solver, m, freq, acq, _, rng = small_problem(seed=2)
+    K = 7
+    basis = rng.standard_normal((K, solver.nx, solver.nz))
+    J1 = solver.jacobian(m, freq, acq, basis, method="sensitivity")
+    J2 = solver.jacobian(m, freq, acq, basis, method="reciprocal")
+    assert J1.shape == (acq.n_src * acq.n_rec, K)
+    assert np.allclose(J1, J2, rtol=0, atol=1e-11 * np.abs(J1).max())
+    for k in range(K):
+        col = solver.jvp(m, freq, acq, basis[k]).ravel()
+        assert np.allclose(J1[:, k], col, rtol=0, atol=1e-11 * np.abs(col).max())
+    dd = rng.standard_normal((acq.n_src, acq.n_rec)) + 1j * rng.standard_normal((acq.n_src, acq.n_rec))
+    g = solver.vjp(m, freq, acq, dd)
+    # projecting the vjp onto the basis equals Re(J^H dd)
+    lhs = np.einsum("kij,ij->k", basis, g)
+    rhs = np.real(J1.conj().T @ dd.ravel())
+    assert np.allclose(lhs, rhs, rtol=1e-10, atol=1e-12 * np.abs(rhs).max())
+    # the full pixel basis reproduces the vjp exactly
+    eye = np.eye(solver.nx * solver.nz).reshape(-1, solver.nx, solver.nz)
+    Jfull = solver.jacobian(m, freq, acq, eye, method="reciprocal")
+    assert np.allclose(np.real(Jfull.conj().T @ dd.ravel()).reshape(m.shape), g, atol=1e-12 * np.abs(g).max())
+    # chunking does not change the sensitivity result
+    J3 = solver.jacobian(m, freq, acq, basis, chunk_mb=1e-3)
+    assert np.allclose(J1, J3, rtol=0, atol=1e-13 * np.abs(J1).max())
+
+
+def test_one_factorization_per_model_and_frequency():
+    solver, m, freq, acq, d_obs, rng = small_problem()
+    m2 = m * 1.01
+    n0 = solver.n_factorizations
+    solver.misfit_gradient(m2, freq, acq, d_obs, 0.1)
+    assert solver.n_factorizations == n0 + 1
+    solver.forward(m2, freq, acq)
+    solver.jvp(m2, freq, acq, rng.standard_normal(m.shape))
+    solver.vjp(m2, freq, acq, d_obs)
+    solver.jacobian(m2, freq, acq, rng.standard_normal((3, solver.nx, solver.nz)))
+    solver.wavefields(m2, freq, acq)
+    assert solver.n_factorizations == n0 + 1
+    solver.forward(m2, 1.5, acq)  # a new frequency is a new operator
+    assert solver.n_factorizations == n0 + 2
+
+
+def test_ordering_does_not_change_the_solution():
+    solver, m, freq, acq, _, _ = small_problem()
+    d = solver.forward(m, freq, acq)
+    for spec in ("COLAMD", "NATURAL"):
+        other = Helmholtz2D(solver.nx, solver.nz, solver.dx, npml=5, permc_spec=spec)
+        assert np.allclose(other.forward(m, freq, acq), d, rtol=1e-11, atol=0)
+
+
+def test_torch_wrapper_gradcheck_and_backward():
+    solver, m, freq, acq, d_obs, _ = small_problem()
+    mt = torch.tensor(m, dtype=torch.float64, requires_grad=True)
+    # torch's own numerical-vs-analytical Jacobian check (complex output, real input)
+    small = Helmholtz2D(4, 3, 0.1, npml=5)
+    acq_s = Acquisition([[0.0, 0.0], [0.3, 0.1]], [[0.1, 0.2], [0.25, 0.05]])
+    ms = torch.tensor(1 / (2.0 + 0.2 * np.random.default_rng(0).random((4, 3))) ** 2, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: helmholtz_data(x, small, 1.0, acq_s), (ms,), eps=1e-6, atol=1e-8,
+                                    rtol=1e-6)
+    # a real loss built in torch gives the adjoint-state gradient
+    d = solver.torch_forward(mt, freq, acq)
+    sigma = 0.05
+    loss = (d - torch.from_numpy(d_obs)).abs().pow(2).sum() / sigma ** 2
+    loss.backward()
+    f, g, _ = solver.misfit_gradient(m, freq, acq, d_obs, sigma)
+    assert math.isclose(loss.item(), f, rel_tol=1e-12)
+    assert torch.allclose(mt.grad, torch.from_numpy(g), rtol=1e-10, atol=0)
+    # torch in -> torch out for the array API
+    out = solver.forward(mt.detach(), freq, acq)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.complex128
+
+
+def test_transmission_geometry():
+    acq = Acquisition.transmission(64, 64, 2 / 64, 5, 40)
+    assert acq.n_src == 5 and acq.n_rec == 40
+    assert np.all(acq.sources[:, 1] == 0.0) and np.allclose(acq.receivers[:, 1], 63 * 2 / 64)
+    Helmholtz2D(64, 64, 2 / 64).check_acquisition(acq)
+
+
+def test_high_contrast_extreme_is_finite():
+    solver = Helmholtz2D(20, 20, 0.05, npml=6, order=4)
+    m = np.full((20, 20), 1 / 1.5 ** 2)
+    m[:, 10:] = 1 / 6.0 ** 2  # 4x velocity contrast
+    acq = Acquisition.transmission(20, 20, 0.05, 2, 5)
+    d_obs = np.zeros((2, 5), complex)
+    f, g, d = solver.misfit_gradient(m, 3.0, acq, d_obs, 1e-3)
+    assert np.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(d))
+
+
+# -------------------------------------------------------------------------- bad input
+def test_bad_input():
+    solver = Helmholtz2D(12, 10, 0.1, npml=5)
+    m = np.full((12, 10), 0.25)
+    acq = Acquisition.transmission(12, 10, 0.1, 2, 3)
+    with pytest.raises(ValueError, match="npml"):
+        Helmholtz2D(12, 10, 0.1, npml=4)
+    with pytest.raises(ValueError, match="order"):
+        Helmholtz2D(12, 10, 0.1, order=3)
+    with pytest.raises(ValueError, match="dx"):
+        Helmholtz2D(12, 10, -0.1)
+    with pytest.raises(ValueError, match="permc_spec"):
+        Helmholtz2D(12, 10, 0.1, permc_spec="METIS")
+    bad = m.copy()
+    bad[3, 3] = -0.1
+    with pytest.raises(ValueError, match="m: squared slowness must be > 0"):
+        solver.forward(bad, 2.0, acq)
+    bad[3, 3] = 0.0
+    with pytest.raises(ValueError, match="m:"):
+        solver.forward(bad, 2.0, acq)
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="m: contains NaN"):
+        solver.forward(bad, 2.0, acq)
+    with pytest.raises(ValueError, match=r"m: expected shape \[nx, nz\]"):
+        solver.forward(np.full((10, 12), 0.25), 2.0, acq)
+    with pytest.raises(TypeError, match="m:"):
+        solver.forward(m + 0j, 2.0, acq)
+    with pytest.raises(ValueError, match="inside the PML"):
+        solver.forward(m, 2.0, Acquisition([[-0.2, 0.1]], [[0.5, 0.5]]))
+    with pytest.raises(ValueError, match="receivers: .*outside the grid"):
+        solver.forward(m, 2.0, Acquisition([[0.2, 0.1]], [[5.0, 0.5]]))
+    with pytest.raises(ValueError, match="source: .*inside the PML"):
+        solver.wavefield(m, 2.0, (0.5, 0.95))
+    with pytest.raises(ValueError, match="sources: expected shape"):
+        Acquisition(np.zeros((2, 3)), [[0.1, 0.1]])
+    with pytest.raises(ValueError, match="receivers: positions must be finite"):
+        Acquisition([[0.1, 0.1]], [[np.nan, 0.1]])
+    with pytest.raises(TypeError, match="acq"):
+        solver.forward(m, 2.0, "geometry")
+    # points per wavelength: v = 2 km/s, dx = 0.1 km -> ppw = 20 / f
+    with pytest.raises(ValueError, match="freq: .*points per wavelength"):
+        solver.forward(m, 6.0, acq)  # 3.3 ppw
+    with pytest.warns(RuntimeWarning, match="points per wavelength"):
+        solver.forward(m, 4.0, acq)  # 5 ppw
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solver.forward(m, 2.0, acq)  # 10 ppw: silent
+    with pytest.raises(ValueError, match="freq"):
+        solver.forward(m, 0.0, acq)
+    with pytest.raises(ValueError, match="freq"):
+        solver.forward(m, float("nan"), acq)
+    d = solver.forward(m, 2.0, acq)
+    with pytest.raises(ValueError, match="sigma_d"):
+        solver.misfit_gradient(m, 2.0, acq, d, 0.0)
+    with pytest.raises(ValueError, match=r"d_obs: expected shape \[n_src, n_rec\]"):
+        solver.misfit_gradient(m, 2.0, acq, d.T, 0.1)
+    with pytest.raises(ValueError, match="d_obs: contains NaN"):
+        solver.misfit_gradient(m, 2.0, acq, d * np.nan, 0.1)
+    with pytest.raises(ValueError, match=r"dm: expected shape"):
+        solver.jvp(m, 2.0, acq, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"basis: expected shape \[K, nx, nz\]"):
+        solver.jacobian(m, 2.0, acq, np.zeros((12, 10)))
+    with pytest.raises(ValueError, match="method"):
+        solver.jacobian(m, 2.0, acq, np.zeros((1, 12, 10)), method="magic")
+    with pytest.raises(ValueError, match="r:"):
+        greens_function_2d([0.0, 1.0], 2.0)
