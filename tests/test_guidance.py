@@ -344,3 +344,18 @@ def test_noisy_likelihoods_jensen_gap():
     k = torch.multinomial(MemorizedDenoiser(XJ, sch).weights(xt, 120)[0], 200000, replacement=True, generator=gen(21))
     mc = ll.exp()[k].mean().log()
     assert abs(float(mc) - float(G.noisy_likelihoods(XJ, square, YJ, gamma, sch, xt, 120)[0])) < 0.01
+
+
+def test_step_size_app_updates_frequencies():
+    from memprior.posterior import stylized_1d
+    from memprior.widgets import callback_latencies
+    from memprior.widgets.guidance import benchmark_settings, step_size_app
+
+    app = step_size_app(stylized_1d(), Schedule.linear(200), n=64, steps=20, live=False)
+    lat = callback_latencies(app, benchmark_settings())
+    assert lat.shape == (8,)
+    app.update(sampler="DPS (Chung et al.)", log10_step=-1.5)
+    f = app.figure.data[1].y
+    assert abs(sum(f) - 1) < 1e-9 and "total variation" in app.figure.layout.title.text
+    with pytest.raises(TypeError, match="live"):
+        step_size_app(stylized_1d(), live="yes")

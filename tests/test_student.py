@@ -254,3 +254,49 @@ def test_binder_environment_provides_every_notebook_import():
             if not dists & provided:
                 missing.setdefault(path.name, []).append(mod)
     assert not missing, f"imports not provided by binder/requirements.txt: {missing}"
+
+
+def test_a_chapter_that_needs_its_solutions_is_refused(tmp_path):
+    src = tmp_path / "book"
+    src.mkdir()
+    cells = [
+        new_markdown_cell("```{exercise}\n:label: t-ex\n\nFind a.\n```\n\n```{solution-start} t-ex\n```"),
+        new_code_cell("answer = 41\ndef helper():\n    return 1", metadata={"tags": ["solution"]}),
+        new_markdown_cell("```{solution-end}\n```"),
+        new_code_cell("print(len([1]))\nb = 2"),            # builtins and its own names: fine
+        new_code_cell("c = answer + helper() + b"),         # needs the removed solution
+    ]
+    nb = new_notebook(cells=cells)
+    out, _ = student.strip_solutions(nb)
+    assert student.solution_dependencies(nb, out) == [(2, "answer"), (2, "helper")]
+    nbformat.write(nb, src / "needs.ipynb")
+    with pytest.raises(ValueError, match="'answer' \\(cell 2\\)"):
+        student.write_student_set(tmp_path / "out", src)
+    assert not (tmp_path / "out").exists()
+    # Defining the name outside the solution, before its use, fixes it.
+    nb.cells.insert(3, new_code_cell("answer = 0\nhelper = lambda: 0"))
+    out, _ = student.strip_solutions(nb)
+    assert student.solution_dependencies(nb, out) == []
+
+
+def test_real_chapters_do_not_depend_on_their_solutions():
+    """A static check (no kernel) that each chapter's student copy can run: the full run is in the book tests."""
+    notebooks = sorted((ROOT / "book").glob("*.ipynb"))
+    if not notebooks:
+        pytest.skip("no chapter notebooks yet")
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        out, _ = student.strip_solutions(nb, name=path.name)
+        assert student.solution_dependencies(nb, out) == [], path.name
+
+
+def test_marker_inside_a_tagged_markdown_cell_is_still_seen():
+    nb = new_notebook(cells=[
+        new_markdown_cell("```{solution-start} t-a\n```"),
+        new_code_cell(f"{SECRET} = 1", metadata={"tags": ["solution"]}),
+        new_markdown_cell(f"{SECRET} in prose\n\n```{{solution-end}}\n```", metadata={"tags": ["solution"]}),
+        new_code_cell("kept = 2"),
+    ])
+    out, labels = student.strip_solutions(nb)
+    assert labels == ["t-a"]
+    assert [c.source for c in out.cells] == [student.NOTE.format(label="t-a"), "kept = 2"]

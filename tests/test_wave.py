@@ -317,3 +317,67 @@ def test_bad_input():
         solver.jacobian(m, 2.0, acq, np.zeros((1, 12, 10)), method="magic")
     with pytest.raises(ValueError, match="r:"):
         greens_function_2d([0.0, 1.0], 2.0)
+
+
+# ------------------------------------------------------------------ figures and the live app
+def test_wave_figures_and_slider_twins():
+    from memprior import plots
+    from memprior.plots import wave as wplots
+
+    solver, m, freq, acq, d_obs, _ = small_problem()
+    u = solver.wavefield(m, freq, (0.5, 0.0))
+    fig = wplots.field_figure(np.real(u), solver.x, solver.z, symmetric=True, points={"s": acq.sources})
+    hm = fig.data[0]
+    assert hm.type == "heatmap" and hm.z.shape == (solver.nz, solver.nx)  # heatmap rows are depths
+    assert hm.zmin == -hm.zmax == -np.abs(np.real(u)).max()
+    assert fig.layout.yaxis.autorange == "reversed"  # depth increases downwards
+    frames = [np.real(solver.wavefield(m, f, (0.5, 0.0))) for f in (1.0, 1.5, 2.0)]
+    sl = wplots.frequency_slider(frames, [1.0, 1.5, 2.0], solver.x, solver.z, points={"s": acq.sources})
+    assert len(sl.frames) == 3 and all(len(fr.data) == 1 and fr.data[0].type == "heatmap" for fr in sl.frames)
+    assert len(sl.layout.shapes) == acq.n_src  # markers are shapes, not traces (plotly.js frame quirk)
+    ph = wplots.phase_animation(u, solver.x, solver.z, n_phase=8)
+    z0, z2 = np.asarray(ph.frames[0].data[0].z), np.asarray(ph.frames[2].data[0].z)
+    s = np.abs(u).max()
+    # frame k shows Re(u e^{-i k 2π/8}): a quarter period later it is Im(u)
+    assert np.allclose(z0, (np.real(u) / s).T, atol=1e-6) and np.allclose(z2, (np.imag(u) / s).T, atol=1e-6)
+    assert ph.layout.updatemenus  # play button
+    assert max(plots.figure_bytes(f) for f in (sl, ph)) < 1.5e6
+    with pytest.raises(ValueError, match="a: expected shape"):
+        wplots.field_figure(np.zeros((3, 3)), solver.x, solver.z)
+    with pytest.raises(ValueError, match="n_phase"):
+        wplots.phase_animation(u, solver.x, solver.z, n_phase=1)
+    with pytest.raises(TypeError, match="fig"):
+        wplots.glueable("not a figure")
+    bundle = wplots.glueable(fig)._repr_mimebundle_()
+    assert "application/vnd.plotly.v1+json" in bundle
+
+
+def test_wavefield_app_updates_and_rejects_bad_input():
+    from memprior.widgets import callback_latencies
+    from memprior.widgets.wave import wavefield_app
+
+    solver, m, freq, acq, _, _ = small_problem()
+    models = {"a": m, "b": np.full_like(m, 0.25)}
+    for live in (False, True):
+        app = wavefield_app(solver, models, freqs=(1.0, 2.5, 0.5), live=live)
+        app.update(freq=2.0, source_x=0.3, model="b")
+        u = np.real(solver.wavefield(models["b"], 2.0, (0.3, 0.0)))
+        assert np.allclose(np.asarray(app.figure.data[0].z), (u / np.abs(u).max()).T, atol=1e-6)
+        assert list(app.figure.data[1].x) == [0.3]
+    lat = callback_latencies(app, [dict(freq=1.5), dict(model="a")])
+    assert lat.shape == (2,) and np.all(lat > 0)
+    with pytest.raises(ValueError, match="freqs"):
+        wavefield_app(solver, models, freqs=(1.0, 9.0, 0.5))  # < 4 points per wavelength at 9 Hz
+    with pytest.raises(ValueError, match="models"):
+        wavefield_app(solver, {})
+    with pytest.raises(TypeError, match="live"):
+        wavefield_app(solver, models, live="yes")
+    with pytest.raises(TypeError, match="live=False"):
+        wavefield_app(solver, models, freqs=(1.0, 2.5, 0.5), live=False).widget
+
+
+def test_greens_function_error_matches_local_reference():
+    from memprior.wave import greens_function_error
+    assert abs(greens_function_error(10, order=2) - greens_error(10, order=2)) < 1e-12
+    with pytest.raises(ValueError, match="ppw"):
+        greens_function_error(3.0)

@@ -495,7 +495,8 @@ def commitment_step(denoiser: MemorizedDenoiser, trajectory: dict, threshold: fl
 
 
 def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
-                   generator: torch.Generator | None = None, target: str = "x0") -> torch.Tensor:
+                   generator: torch.Generator | None = None, target: str = "x0",
+                   reduction: str = "mean") -> torch.Tensor:
     """Monte Carlo estimate of the empirical denoising loss at each level.
 
     For each level ``t`` draws ``n`` pairs ``(x_m, eps)`` (``m`` uniform over the training set) and
@@ -514,6 +515,8 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
         Monte Carlo draws per level.
     generator : torch.Generator, optional
     target : {"x0", "eps"}
+    reduction : {"mean", "none"}
+        ``"none"`` returns the per-draw squared errors, ``[len(t), n]`` (for paired comparisons).
 
     Returns
     -------
@@ -527,6 +530,8 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
     n = check_int("n", n, low=1)
     if target not in ("x0", "eps"):
         raise ValueError(f"target: must be 'x0' or 'eps', got {target!r}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction: must be 'mean' or 'none', got {reduction!r}")
     ts = list(range(schedule.n_steps)) if t is None else \
         [schedule.check_t(v) for v in (t if isinstance(t, (list, tuple, range, np.ndarray)) else [t])]
     if len(ts) == 0:
@@ -543,7 +548,8 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
                 err = denoiser.denoise(xt, tt).to(torch.float64) - x0
             else:
                 err = denoiser.eps(xt, tt).to(torch.float64) - eps
-            out.append((err ** 2).sum(1).mean())
+            e2 = (err ** 2).sum(1)
+            out.append(e2.mean() if reduction == "mean" else e2)
     return torch.stack(out)
 
 

@@ -47,7 +47,7 @@ __all__ = [
     "FWIConfig", "FWIExperiment", "TrainingSet", "Truth", "Observation", "KLForward",
     "LookupResult", "SampleResult", "RecordingDenoiser", "run_pipeline",
     "make_training_set", "random_field_models", "zscore", "complex_noise", "complex_nll", "gamma_of",
-    "to_real", "to_complex", "lookup_from_misfits", "commitment_steps", "schedule_for",
+    "to_real", "to_complex", "lookup_from_misfits", "commitment_steps", "commitment_curves", "schedule_for",
 ]
 
 
@@ -87,7 +87,7 @@ class FWIConfig:
 
     n: int = 32
     extent: float = 2.0
-    npml: int = 10
+    npml: int = 8
     freq: float = 2.5
     n_src: int = 5
     n_rec: int = 24
@@ -566,9 +566,13 @@ class SampleResult:
         Data misfit ``sum |d_obs - F(m)|^2 / (sigma_d^2 n_data)`` of each sample.
     n_solver_calls : int
         Models sent to the solver during sampling.
+    n_factorizations : int
+        Sparse LU factorizations actually done (a model met again reuses its cached factors).
     seconds : float
         Wall time.
     settings : dict
+    trajectory : dict or None
+        The recorded iterates ``{"t", "x", "x0_hat"}`` (DPS variants), see :class:`RecordingDenoiser`.
     """
 
     method: str
@@ -580,8 +584,10 @@ class SampleResult:
     commit: torch.Tensor
     misfit_per_datum: torch.Tensor
     n_solver_calls: int
+    n_factorizations: int
     seconds: float
     settings: dict = field(default_factory=dict)
+    trajectory: dict | None = None
 
 
 class RecordingDenoiser:
@@ -616,6 +622,30 @@ class RecordingDenoiser:
         ts = sorted(self.record, reverse=True)
         return {"t": torch.tensor(ts, dtype=torch.long), "x": torch.stack([self.record[t] for t in ts]),
                 "x0_hat": torch.stack([self.record_x0[t] for t in ts])}
+
+
+def commitment_curves(denoiser, trajectory: dict) -> torch.Tensor:
+    """Closed-form weight of each sample's final training model at every recorded level.
+
+    Parameters
+    ----------
+    denoiser : memprior.diffusion.MemorizedDenoiser
+    trajectory : dict
+        ``{"t", "x", "x0_hat"}`` as from :meth:`RecordingDenoiser.trajectory`.
+
+    Returns
+    -------
+    Tensor [S, n]: ``w_k(x_t)`` with ``k`` the training point nearest to the last ``x0_hat``;
+    1 means the sample is locked on ``k``.
+    """
+    from .diffusion import MemorizedDenoiser
+    if not isinstance(denoiser, MemorizedDenoiser):
+        raise TypeError("denoiser: expected a MemorizedDenoiser")
+    if not isinstance(trajectory, dict) or not {"t", "x", "x0_hat"} <= set(trajectory):
+        raise TypeError("trajectory: expected a dict with keys 't', 'x', 'x0_hat'")
+    target = torch.cdist(trajectory["x0_hat"][-1].to(torch.float64), denoiser.x_train).argmin(1)
+    return torch.stack([denoiser.weights(x, int(t)).gather(1, target[:, None])[:, 0]
+                        for t, x in zip(trajectory["t"], trajectory["x"])])
 
 
 def commitment_steps(denoiser, trajectory: dict, threshold: float = 0.9) -> torch.Tensor:
@@ -694,13 +724,20 @@ class FWIExperiment:
     @property
     def pool_data(self) -> torch.Tensor:
         """Complex data ``[N_max, n_src, n_rec]`` of every pool model (computed once, one LU each)."""
-        if self._pool_data is None:
+        return self.pool_data_upto(self.n_max)
+
+    def pool_data_upto(self, N: int) -> torch.Tensor:
+        """Complex data of the first ``N`` pool models, ``[N, n_src, n_rec]``; computed incrementally."""
+        N = check_int("N", N, low=1, high=self.n_max)
+        have = 0 if self._pool_data is None else self._pool_data.shape[0]
+        if have < N:
             t0 = time.perf_counter()
             out = [torch.as_tensor(self.solver.forward(m, self.cfg.freq, self.acq))
-                   for m in self._progress(self.pool_m, "forward data of the training pool")]
-            self._pool_data = torch.stack(out)
-            self.timings["pool_data"] = time.perf_counter() - t0
-        return self._pool_data
+                   for m in self._progress(self.pool_m[have:N], "forward data of the training pool")]
+            new = torch.stack(out)
+            self._pool_data = new if self._pool_data is None else torch.cat([self._pool_data, new])
+            self.timings["pool_data"] = self.timings.get("pool_data", 0.0) + time.perf_counter() - t0
+        return self._pool_data[:N]
 
     def training_set(self, N: int) -> TrainingSet:
         """The first ``N`` pool models, z-scored with their own statistics (2 <= N <= N_max)."""
@@ -711,13 +748,28 @@ class FWIExperiment:
             self._sets[N] = TrainingSet(z=z, u=u, mu=mu, s=s, m=self.pool_m[:N], index=torch.arange(N))
         return self._sets[N]
 
-    def forward(self, N: int) -> KLForward:
-        """The forward map in the z-scored coordinates of training set ``N`` (training data cached)."""
+    def forward(self, N: int, cached: bool = True) -> KLForward:
+        """The forward map in the z-scored coordinates of training set ``N``.
+
+        With ``cached=True`` the training models' data are computed once (one LU per model)
+        and returned without solving; ``cached=False`` skips that precomputation (for
+        samplers that never evaluate the training models themselves).
+        """
         ts = self.training_set(N)
+        if not cached:
+            return KLForward(self.solver, self.acq, self.cfg.freq, self.basis, ts.mu, ts.s)
         if N not in self._fwd:
             self._fwd[N] = KLForward(self.solver, self.acq, self.cfg.freq, self.basis, ts.mu, ts.s,
-                                     cache=(ts.u, to_real(self.pool_data[:N])))
+                                     cache=(ts.u, to_real(self.pool_data_upto(N))))
         return self._fwd[N]
+
+    def velocities(self, N: int, u) -> torch.Tensor:
+        """Velocity ``[B, nx, nz]`` (km/s) of z-scored coefficients ``u [B, d]`` of training set ``N``."""
+        ts = self.training_set(N)
+        u = as_tensor("u", u, ndim=2)
+        if u.shape[1] != self.basis.d:
+            raise ValueError(f"u: expected shape [B, {self.basis.d}], got {list(u.shape)}")
+        return V.m_to_v(self.basis.coeffs_to_m(ts.to_z(u.to(torch.float64))))
 
     def fresh_models(self, n: int, seed: int = 10_000) -> torch.Tensor:
         """Raw KL coefficients ``[n, d]`` of fresh random-field models (the null baseline's draws)."""
@@ -769,7 +821,7 @@ class FWIExperiment:
         """The posterior under the memorized prior of training set ``N``: a likelihood-weighted lookup."""
         from .posterior import effective_components
         ts = self.training_set(N)
-        nll = complex_nll(self.pool_data[:N], obs.d_obs, obs.sigma_d)
+        nll = complex_nll(self.pool_data_upto(N), obs.d_obs, obs.sigma_d)
         w = lookup_from_misfits(nll)
         order = torch.argsort(nll)
         best = int(order[0])
@@ -794,7 +846,7 @@ class FWIExperiment:
 
     def sample(self, method: str, N: int, obs: Observation, n: int | None = None, *, seed: int = 0,
                zeta: float = 1.0, eta: float = 0.05, steps: int | None = None, denoiser=None,
-               rule: str = "chung") -> SampleResult:
+               rule: str = "chung", cached: bool = True) -> SampleResult:
         """Run one posterior sampler.
 
         Parameters
@@ -815,6 +867,8 @@ class FWIExperiment:
             Visit only ``steps`` evenly spaced levels of the schedule.
         denoiser : optional
             Any denoiser in these coordinates (default: the closed-form memorized one).
+        cached : bool
+            Precompute the training models' data (needed by ``"exact"``); see :meth:`forward`.
         """
         from . import guidance
         from .diffusion import MemorizedDenoiser
@@ -825,12 +879,15 @@ class FWIExperiment:
             raise TypeError(f"obs: expected an Observation, got {type(obs).__name__}")
         n = self.cfg.n_samples if n is None else check_int("n", n, low=1)
         ts = self.training_set(N)
-        fwd = self.forward(N)
+        if method == "exact" and not cached:
+            raise ValueError("cached: the exact sampler needs the training models' data (cached=True)")
+        fwd = self.forward(N, cached=cached)
         closed = self.denoiser(N)
         den = closed if denoiser is None else denoiser
         rec = RecordingDenoiser(den)
         g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
         calls0 = fwd.n_calls
+        lu0 = self.solver.n_factorizations
         t0 = time.perf_counter()
         T = self.schedule.n_steps
         if method == "dps":
@@ -844,17 +901,21 @@ class FWIExperiment:
                                                    steps=steps, return_index=True)
         secs = time.perf_counter() - t0
         u = u.detach().to(torch.float64)
+        traj = None
         if method == "exact":
             commit = torch.full((n,), T - 1, dtype=torch.long)
         else:
-            commit = commitment_steps(closed if not isinstance(den, MemorizedDenoiser) else den, rec.trajectory())
+            traj = rec.trajectory()
+            commit = commitment_steps(closed if not isinstance(den, MemorizedDenoiser) else den, traj)
         dist, idx = nearest(u, ts.u)
         calls = fwd.n_calls - calls0
+        lus = self.solver.n_factorizations - lu0
         data = to_complex(fwd(u), fwd.n_src, fwd.n_rec)
         mis = complex_nll(data, obs.d_obs, obs.sigma_d) / obs.n_data
         return SampleResult(method=method, N=N, u=u, z=ts.to_z(u), nearest=idx, nearest_dist=dist, commit=commit,
-                            misfit_per_datum=mis, n_solver_calls=calls, seconds=secs,
-                            settings=dict(zeta=zeta, eta=eta, steps=steps, seed=seed, rule=rule, n=n))
+                            misfit_per_datum=mis, n_solver_calls=calls, n_factorizations=lus, seconds=secs,
+                            settings=dict(zeta=zeta, eta=eta, steps=steps, seed=seed, rule=rule, n=n),
+                            trajectory=traj)
 
     # -- linearized Gaussian mixture
     def jacobians(self, N: int, index) -> torch.Tensor:
@@ -867,15 +928,18 @@ class FWIExperiment:
             self.timings[f"jacobians N={N} k={idx.numel()}"] = time.perf_counter() - t0
         return self._jac[key]
 
-    def linearized(self, N: int, obs: Observation, sigma: float, logdet: bool = True, top: int = 16):
+    def linearized(self, N: int, obs: Observation, sigma: float, logdet: bool = True, top: int | None = None):
         """Linearized Gaussian-mixture posterior of the prior ``p_sigma`` (z-scored coordinates).
 
         Components are built at the ``top`` training models with the smallest data misfit
-        (the others carry lookup log-odds below ``-gap``; see :class:`LookupResult`), with
-        Jacobians from multi-RHS solves.  Returns ``(LinearizedMixture, index [top])``.
+        (default ``min(16, N)``; the others carry lookup log-odds below ``-gap``, see
+        :class:`LookupResult`), with Jacobians from multi-RHS solves.  Returns
+        ``(LinearizedMixture, index [top])``.
         """
         from .posterior import linearized_mixture
-        top = check_int("top", top, low=1, high=N)
+        sigma = check_positive("sigma", sigma)
+        N = check_int("N", N, low=2, high=self.n_max)
+        top = min(16, N) if top is None else check_int("top", top, low=1, high=N)
         lk = self.lookup(N, obs)
         idx = torch.argsort(lk.nll)[:top]
         J = self.jacobians(N, idx)

@@ -24,7 +24,9 @@ Usage::
     python -m memprior.student OUTDIR            # from the repository
     python -m memprior.student OUTDIR --source path/to/book
 
-The result is validated with :mod:`nbformat` before it is written.
+The result is validated with :mod:`nbformat` before it is written, and the command refuses a chapter
+whose remaining cells read a name that only a removed solution defines (the copy would fail with
+``NameError``).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_TAG", "NOTE", "strip_solutions", "write_student_set", "default_source", "main"]
+__all__ = ["SOLUTION_TAG", "NOTE", "strip_solutions", "solution_dependencies", "write_student_set",
+           "default_source", "main"]
 
 #: Cell tag that marks solution cells.
 SOLUTION_TAG = "solution"
@@ -144,6 +147,8 @@ def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[
         where = f"{name}, cell {k}"
         tags = cell.get("metadata", {}).get("tags", []) or []
         if SOLUTION_TAG in tags:
+            if cell.cell_type == "markdown":
+                _strip_markdown(cell.source, state, where)  # keep track of any marker it holds; drop the cell
             continue
         if cell.cell_type == "markdown":
             cell.source = _strip_markdown(cell.source, state, where)
@@ -161,6 +166,70 @@ def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[
     out.cells = cells
     out.metadata.pop("widgets", None)
     return out, state.labels
+
+
+def _python(src: str):
+    """Parse a code cell as Python, blanking IPython magics and shell escapes; None if it does not parse."""
+    import ast
+
+    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()]
+    try:
+        return ast.parse("\n".join(lines))
+    except SyntaxError:
+        return None
+
+
+def _names(src: str) -> tuple[set, set]:
+    """(names a code cell binds, names it reads) at any depth."""
+    import ast
+
+    bound, read = set(), set()
+    tree = _python(src)
+    if tree is None:
+        return bound, read
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound, read
+
+
+def solution_dependencies(original, stripped) -> list[tuple[int, str]]:
+    """Names that a kept cell reads but only a removed solution cell defines.
+
+    A student notebook with such a name fails with ``NameError`` in a fresh kernel. The check is static
+    (it parses the code cells), so it needs no kernel.
+
+    Parameters
+    ----------
+    original, stripped : nbformat.NotebookNode
+        A chapter and its student copy (from :func:`strip_solutions`).
+
+    Returns
+    -------
+    list of (int, str)
+        ``(cell index in the student copy, name)`` for each dependency found; empty when there is none.
+    """
+    import builtins
+
+    kept_sources = {c.source for c in stripped.cells if c.cell_type == "code"}
+    solution_bound = set()
+    for cell in original.cells:  # the removed code cells
+        if cell.cell_type == "code" and cell.source not in kept_sources:
+            solution_bound |= _names(cell.source)[0]
+    available = set(dir(builtins))
+    found = []
+    for k, cell in enumerate(stripped.cells):
+        if cell.cell_type != "code":
+            continue
+        bound, read = _names(cell.source)
+        for name in sorted((read - bound - available) & solution_bound):
+            found.append((k, name))
+        available |= bound
+    return found
 
 
 def default_source() -> Path:
@@ -199,7 +268,8 @@ def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Pat
     ------
     ValueError
         For a missing or empty source folder, an output folder equal to or inside the source, an
-        output path that is a file, or a notebook whose solution markers do not pair up.
+        output path that is a file, a notebook whose solution markers do not pair up, or a student copy
+        that would read a name defined only in a removed solution (:func:`solution_dependencies`).
     """
     src = Path(default_source() if source is None else source).expanduser().resolve()
     if not src.is_dir():
@@ -219,6 +289,11 @@ def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Pat
         nb = nbformat.read(path, as_version=4)
         student, labels = strip_solutions(nb, name=path.name)
         nbformat.validate(student)
+        deps = solution_dependencies(nb, student)
+        if deps:
+            listing = ", ".join(f"{name!r} (cell {k})" for k, name in deps)
+            raise ValueError(f"{path.name}: the student copy would fail: it reads {listing}, defined only in "
+                             "a solution cell; define it outside the solution")
         converted.append((path.name, student, labels))
     dst.mkdir(parents=True, exist_ok=True)
     written = []

@@ -5,12 +5,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
 from . import PALETTE, color, compact, figure, slider_figure
 
 __all__ = [
+    "glueable",
     "schedule_figure",
     "noising_traces",
     "noising_base",
@@ -23,6 +25,36 @@ __all__ = [
     "null_vs_dim_figure",
     "memorization_report_figure",
 ]
+
+
+class _Bundle:
+    """Hands ``myst_nb.glue`` the mime bundle of a plotly figure instead of displaying it.
+
+    IPython's formatter calls a plotly figure's ``_ipython_display_``, which shows the figure in
+    the code cell and leaves ``glue`` an empty record (the ``{glue:figure}`` would render only its
+    caption).  This object has a ``_repr_mimebundle_`` only, built by the active plotly renderer.
+    """
+
+    def __init__(self, fig: go.Figure):
+        self.fig = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        name = (pio.renderers.default or "").split("+")[0]
+        rend = pio.renderers[name] if name in pio.renderers else None
+        spec = self.fig.to_plotly_json()
+        if rend is not None and hasattr(rend, "to_mimebundle"):
+            return rend.to_mimebundle(spec)
+        return {"application/vnd.plotly.v1+json": spec}
+
+    def __repr__(self) -> str:
+        return "<plotly figure>"
+
+
+def glueable(fig: go.Figure) -> _Bundle:
+    """Wrap a figure for ``glue(name, glueable(fig), display=False)``."""
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    return _Bundle(fig)
 
 
 def schedule_figure(schedules: Mapping[str, "object"]) -> go.Figure:
@@ -69,7 +101,8 @@ def noising_base(x_train_1d: np.ndarray, grid: np.ndarray, ymax: float) -> go.Fi
                         subplot_titles=("noised data density p_t", "closed-form denoiser E[x₀ | x_t]"))
     base = figure(None, height=400)
     fig.update_layout(base.layout)
-    fig.update_layout(title=None, legend=dict(orientation="h", y=-0.22, x=0.0))
+    fig.update_layout(title=None, legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0.0),
+                      margin=dict(t=110))
     fig.update_xaxes(title_text="x_t (normalized units)", range=[grid[0], grid[-1]])
     fig.update_yaxes(title_text="density (1/unit)", range=[-0.05 * ymax, ymax], row=1, col=1)
     lo, hi = float(np.min(x_train_1d)) - 0.5, float(np.max(x_train_1d)) + 0.5
@@ -80,7 +113,9 @@ def noising_base(x_train_1d: np.ndarray, grid: np.ndarray, ymax: float) -> go.Fi
 def noising_twin(den, levels: Sequence[int], grid: np.ndarray) -> go.Figure:
     """Kernel-free twin of the noising app: a slider over the levels ``t``."""
     frames = [noising_traces(den, int(t), grid) for t in levels]
-    ymax = 1.1 * max(float(np.max(f[0].y)) for f in frames)
+    # scale the density axis to the frames with t >= 5: at t = 0 the bumps are much taller (clipped)
+    peaks = [float(np.max(f[0].y)) for f, t in zip(frames, levels) if int(t) >= 5]
+    ymax = 1.1 * max(peaks or [float(np.max(f[0].y)) for f in frames])
     base = noising_base(den.x_train[:, 0].numpy(), grid, ymax)
     sch = den.schedule
     labels = [f"{int(t)}" for t in levels]
@@ -136,17 +171,26 @@ def commitment_figure(dims: Sequence[int], ns: Sequence[int], median: np.ndarray
     return fig
 
 
-def mlp_gap_figure(ts: np.ndarray, loss_mem: np.ndarray, loss_mlp: np.ndarray, gap: np.ndarray) -> go.Figure:
-    """Denoising error of the closed form and of the trained net, and their gap, against t."""
-    fig = figure(None, "step t", "mean squared error (normalized units²)", height=380)
-    fig.add_trace(compact(go.Scatter(x=ts, y=loss_mem, name="closed form: E‖x̂₀ − x₀‖²", mode="lines",
-                                     line=dict(color=PALETTE[0], width=2.5))))
-    fig.add_trace(compact(go.Scatter(x=ts, y=loss_mlp, name="trained MLP: E‖x̂₀ − x₀‖²", mode="lines",
-                                     line=dict(color=PALETTE[1], width=2.5))))
-    fig.add_trace(compact(go.Scatter(x=ts, y=gap, name="gap: E‖x̂₀ᴹᴸᴾ − x̂₀ᶜˡᵒˢᵉᵈ‖²", mode="lines",
-                                     line=dict(color=PALETTE[2], width=2, dash="dash"))))
-    fig.update_yaxes(type="log")
-    fig.update_layout(legend=dict(x=0.02, y=0.98))
+def mlp_gap_figure(ts: np.ndarray, eps_mem: np.ndarray, eps_mlp: np.ndarray, excess: np.ndarray) -> go.Figure:
+    """Trained network against the closed form, per step.
+
+    Left: the noise-prediction error E‖ε̂ − ε‖² (the training loss) of both; right: the excess
+    denoising error E‖x̂₀ − x₀‖² of the network over the closed form (log scale).
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("noise-prediction error E‖ε̂ − ε‖²",
+                                        "excess error of the net, E‖x̂₀ − x₀‖² − optimum"))
+    fig.update_layout(figure(None, height=400).layout)
+    fig.add_trace(compact(go.Scatter(x=ts, y=eps_mem, name="closed form (optimal)", mode="lines",
+                                     line=dict(color=PALETTE[0], width=2.5))), row=1, col=1)
+    fig.add_trace(compact(go.Scatter(x=ts, y=eps_mlp, name="trained MLP", mode="lines",
+                                     line=dict(color=PALETTE[1], width=2.5))), row=1, col=1)
+    fig.add_trace(compact(go.Scatter(x=ts, y=np.maximum(excess, 1e-8), name="MLP − closed form", mode="lines+markers",
+                                     line=dict(color=PALETTE[2], width=2), marker=dict(size=4))), row=1, col=2)
+    fig.update_xaxes(title_text="step t")
+    fig.update_yaxes(title_text="squared error (normalized units²)", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(legend=dict(orientation="h", y=-0.22, x=0.0))
     return fig
 
 

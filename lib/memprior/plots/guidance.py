@@ -94,7 +94,8 @@ def fig_frequencies(x_train, weights, results: Mapping[str, tuple], title: str |
         se = np.sqrt(np.clip(f * (1 - f), 0, None) / n)
         fig.add_trace(go.Bar(x=labels, y=f, name=name, marker_color=_colour(name, i + 1),
                              error_y=dict(type="data", array=se, visible=True, color="#444")))
-    fig.update_layout(barmode="group", yaxis_range=[0, 1.05], legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(barmode="group", yaxis_range=[0, 1.05], margin=dict(t=70),
+                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     return set_alt(fig, "Bar chart comparing the exact posterior weights of each training point with the "
                         "frequencies produced by several samplers.")
 
@@ -129,6 +130,7 @@ def fig_tv_sweep(series: Mapping[str, Mapping[str, Sequence[float]]], floor: flo
     if log_x:
         fig.update_xaxes(type="log")
     fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"), margin=dict(t=70))
     return set_alt(fig, "Line chart of the total-variation distance between sampler frequencies and the exact "
                         "lookup weights, with 95% Monte Carlo error bars and a grey band for the noise floor.")
 
@@ -139,7 +141,8 @@ def fig_distances(distances: Mapping[str, Sequence[float]], title: str | None = 
                  height=height)
     for i, (name, d) in enumerate(distances.items()):
         fig.add_trace(compact(go.Box(y=_np(d), name=name, marker_color=_colour(name, i), boxpoints="outliers")))
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False, margin=dict(b=110))
+    fig.update_xaxes(tickangle=-30)
     return set_alt(fig, "Box plots of the distance from each posterior sample to its nearest training point "
                         "for each sampler.")
 
@@ -169,7 +172,8 @@ def fig_jensen_gap(x_grid, levels: Sequence[int], exact: Sequence, dps: Sequence
     curves = [np.maximum(_np(c), floor) for c in list(exact) + list(dps)]
     lo = min(float(c.min()) for c in curves)
     hi = max(float(c.max()) for c in curves)
-    base = figure(xlabel="noisy iterate x_t (units of x)", ylabel="log-likelihood of y given x_t", height=420)
+    base = figure(xlabel="noisy iterate x_t (units of x)", ylabel="log-likelihood of y given x_t", height=440)
+    base.update_layout(legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin=dict(t=90))
     base.update_yaxes(range=[lo - 1, hi + 1])
     frames, labels, titles = [], [], []
     for t, e, d, s in zip(levels, exact, dps, noise_std):
@@ -210,7 +214,8 @@ def twin_step_size(x_train, weights, sweep: Sequence[tuple[str, object, int]], n
         steps.append(lab)
         titles.append(f"{title_prefix}{lab}: total variation {tv:.3f}")
     base = figure(xlabel="training point (nearest to each sample)", ylabel="probability / frequency", height=400)
-    base.update_layout(barmode="group", yaxis_range=[0, 1.05], legend=dict(orientation="h", y=-0.3))
+    base.update_layout(barmode="group", yaxis_range=[0, 1.05], margin=dict(t=90),
+                       legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
     fig = slider_figure(frames, steps, slider_prefix="", base=base, active=active, frame_titles=titles)
     return set_alt(fig, f"Interactive bar chart with a slider over step sizes: frequencies of the {name} "
                         "samples against the exact lookup weights.")

@@ -310,7 +310,7 @@ def twin_sample_size(curves: Mapping[int, mle.BandwidthCurve], optima: Mapping[i
                          active=len(ns) // 2 if active is None else active, frame_titles=titles)
 
 
-def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], gap: Sequence[float] | None = None,
+def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], excess: Sequence[float] | None = None,
                      slope: float = -0.2) -> go.Figure:
     """Held-out optimal bandwidth against N (log-log) with a reference power law ``N^slope``.
 
@@ -319,8 +319,9 @@ def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], gap: Sequen
     ns : sequence of int
     sigma_star : sequence of float
         Held-out optimum for each N.
-    gap : sequence of float, optional
-        Training minus held-out log-likelihood at the optimum (right axis).
+    excess : sequence of float, optional
+        Held-out score of the true density minus that of the fitted density at the optimum
+        (an estimate of the Kullback–Leibler divergence), drawn on a right-hand axis.
     slope : float
         Exponent of the dotted reference line, anchored at the first point.
     """
@@ -328,20 +329,23 @@ def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], gap: Sequen
     ss = np.asarray(sigma_star, dtype=float)
     if ns_a.size == 0 or ns_a.shape != ss.shape:
         raise ValueError("ns, sigma_star: need equal, non-zero lengths")
-    fig = figure(xlabel="training-set size N", ylabel="held-out optimum σ* (units of x)", height=400)
+    fig = figure(xlabel="training-set size N", ylabel="held-out optimum σ* (units of x)", height=440)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     fig.add_trace(go.Scatter(x=ns_a, y=ss, mode="lines+markers", name="σ*(N)",
                              line=dict(color=STYLE["heldout"]["color"], width=2.2)))
     fig.add_trace(go.Scatter(x=ns_a, y=ss[0] * (ns_a / ns_a[0]) ** slope, mode="lines",
                              name=f"reference ∝ N<sup>{slope:g}</sup>", line=dict(color="#888888", dash="dot")))
-    if gap is not None:
-        gp = np.asarray(gap, dtype=float)
-        fig.add_trace(go.Scatter(x=ns_a, y=gp, mode="lines+markers", name="train − held-out gap at σ* (nats)",
-                                 yaxis="y2", line=dict(color=STYLE["train"]["color"], dash="dash")))
-        fig.update_layout(yaxis2=dict(title="gap (nats per example)", overlaying="y", side="right", type="log",
-                                      showgrid=False))
-    fig.update_layout(legend=_BOTTOM_LEGEND, margin=dict(b=110, r=70), height=440)
+    if excess is not None:
+        ex = np.asarray(excess, dtype=float)
+        if ex.shape != ns_a.shape:
+            raise ValueError("excess: need one value per N")
+        fig.add_trace(go.Scatter(x=ns_a, y=ex, mode="lines+markers", yaxis="y2",
+                                 name="excess held-out loss at σ* (nats, right axis)",
+                                 line=dict(color=STYLE["train"]["color"], dash="dash")))
+        fig.update_layout(yaxis2=dict(title="excess loss (nats per example)", overlaying="y", side="right",
+                                      showgrid=False, rangemode="tozero"))
+    fig.update_layout(legend=_BOTTOM_LEGEND, margin=dict(b=110, r=70))
     return fig
 
 
@@ -440,7 +444,7 @@ def fig_flexible_history(fit: mle.FlexibleFit) -> go.Figure:
     fig.update_xaxes(title_text="Adam step", row=1, col=2)
     fig.update_yaxes(title_text=_LLAB, range=[-8, max(6.0, float(np.max(h["train_ll"])) + 0.5)], row=1, col=1)
     fig.update_yaxes(title_text="distance (units of x)", type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(template=_template(), height=420, legend=_BOTTOM_LEGEND,
+    fig.update_layout(template=_template(), height=460, legend=_BOTTOM_LEGEND,
                       margin=dict(l=60, r=20, t=50, b=110))
     return fig
 
@@ -581,7 +585,7 @@ def fig_lookup_limit(sigmas: Sequence[float], weights_by_sigma, lookup, x_train,
     fig.update_yaxes(title_text="weight", range=[0, 1.02], row=1, col=1)
     fig.update_xaxes(title_text=_SLAB, type="log", row=1, col=2)
     fig.update_yaxes(title_text="L1 distance", type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(template=_template(), height=430, legend=_BOTTOM_LEGEND,
+    fig.update_layout(template=_template(), height=470, legend=_BOTTOM_LEGEND,
                       margin=dict(l=60, r=20, t=50, b=110))
     return fig
 
@@ -649,6 +653,6 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     fig.update_yaxes(title_text="density (per unit x)", row=1, col=2)
     fig.update_xaxes(title_text="x<sub>n</sub>", row=1, col=3)
     fig.update_yaxes(title_text="weight", range=[0, 1.05], row=1, col=3)
-    fig.update_layout(template=_template(), height=420, barmode="group",
+    fig.update_layout(template=_template(), height=460, barmode="group",
                       legend=_BOTTOM_LEGEND, margin=dict(l=60, r=20, t=50, b=110))
     return fig

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .. import posterior as P
@@ -20,6 +21,7 @@ from ..mixture import GaussianMixturePrior
 from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
 
 __all__ = [
+    "glueable",
     "panel_1d",
     "panel_2d",
     "fig_1d_panels",
@@ -44,6 +46,36 @@ STYLE = {
 }
 _XLAB = "model x (dimensionless)"
 _DENS = "density (per unit x)"
+
+
+class _Glueable:
+    """A figure wrapper that IPython formats through ``_repr_mimebundle_`` only.
+
+    A plotly ``Figure`` defines ``_ipython_display_``, so IPython's formatter *displays* it
+    instead of returning its mime bundle.  ``myst_nb.glue(name, fig, display=False)`` then shows
+    the figure in the code cell and stores an empty record, and ``{glue:figure}`` renders only
+    its caption.  This wrapper hands glue the bundle of the active renderer instead.
+    """
+
+    def __init__(self, fig: go.Figure):
+        self.fig = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        name = pio.renderers.default
+        renderer = pio.renderers[name.split("+")[0]] if name else None
+        if renderer is not None and hasattr(renderer, "to_mimebundle"):
+            return renderer.to_mimebundle(self.fig.to_plotly_json())
+        return {"application/vnd.plotly.v1+json": self.fig.to_plotly_json()}
+
+    def __repr__(self) -> str:
+        return f"<figure: {self.fig.layout.title.text or 'untitled'}>"
+
+
+def glueable(fig: go.Figure) -> _Glueable:
+    """Wrap ``fig`` for ``myst_nb.glue(name, glueable(fig), display=False)`` (see :class:`_Glueable`)."""
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    return _Glueable(fig)
 
 
 def _np(t) -> np.ndarray:
@@ -141,13 +173,14 @@ def fig_1d_panels(problem: P.Problem, sigmas: Sequence[float] = (0.5, 0.3, 0.05)
         for t in _weight_traces(pan, legend=False):
             fig.add_trace(compact(t), row=2, col=j + 1)
         fig.update_yaxes(type="log", range=[-4, 0.05], row=2, col=j + 1)
+        fig.update_xaxes(type="category", row=2, col=j + 1)
         fig.update_xaxes(title_text=_XLAB, row=1, col=j + 1)
         fig.update_xaxes(title_text="training point x<sub>n</sub>", row=2, col=j + 1)
     fig.update_yaxes(title_text=_DENS, row=1, col=1)
     fig.update_yaxes(title_text="weight w<sub>n</sub>", row=2, col=1)
     fig.update_layout(template=figure().layout.template, height=660, barmode="group", bargap=0.25,
                       legend=dict(orientation="h", y=-0.16, x=0.5, xanchor="center", yanchor="top"),
-                      margin=dict(l=60, r=20, t=40, b=40))
+                      margin=dict(l=60, r=20, t=60, b=40))
     return fig
 
 
@@ -197,7 +230,7 @@ def panel_2d(problem: P.Problem, sigma: float, n_display: int = 100) -> dict:
 
 def _traces_2d(pan: dict) -> list:
     tr = []
-    for j, key in enumerate(("prior", "exact", "lin", "lin0")):
+    for j, key in enumerate(("prior", "exact", "lin", "lin0")):  # panels (1,1), (1,2), (2,1), (2,2)
         ax = "" if j == 0 else str(j + 1)
         z = pan[key] / pan[key].max()
         tr.append(go.Heatmap(x=pan["x1"], y=pan["x2"], z=z.astype(np.float32), coloraxis="coloraxis",
@@ -215,6 +248,13 @@ def _traces_2d(pan: dict) -> list:
                              xaxis="x" + ax, yaxis="y" + ax, marker=dict(color="white", size=8, symbol="triangle-up",
                                                                           line=dict(color="black", width=1)),
                              hovertemplate="x<sub>n</sub><extra></extra>"))
+    if pan.get("x_true") is not None:
+        for j in range(4):
+            ax = "" if j == 0 else str(j + 1)
+            tr.append(go.Scatter(x=[float(pan["x_true"][0])], y=[float(pan["x_true"][1])], mode="markers",
+                                 showlegend=False, xaxis="x" + ax, yaxis="y" + ax,
+                                 marker=dict(color=PALETTE[1], size=13, symbol="star", line=dict(color="white", width=1)),
+                                 hovertemplate="true model<extra></extra>"))
     return tr
 
 
@@ -229,16 +269,18 @@ def fig_2d_slider(problem: P.Problem, sigmas: Sequence[float] = (0.8, 0.5, 0.3, 
     for s in sigmas:
         pan = panel_2d(problem, s, n_display)
         frames.append(_traces_2d(pan))
-        titles.append(f"σ = {s:g}: TV(exact, lin.) = {pan['tv_lin']:.3f}, no log-det {pan['tv_lin0']:.3f}")
-    base = make_subplots(rows=1, cols=4, horizontal_spacing=0.03, shared_yaxes=True,
-                         subplot_titles=["prior, likelihood contours", "exact posterior", "linearized, with log-det",
-                                         "linearized, no log-det"])
-    base.update_layout(template=figure().layout.template, height=360,
+        titles.append(f"σ = {s:g}<br><span style='font-size:12px'>TV to exact: with log-det {pan['tv_lin']:.3f}, "
+                      f"without {pan['tv_lin0']:.3f}</span>")
+    base = make_subplots(rows=2, cols=2, horizontal_spacing=0.08, vertical_spacing=0.12,
+                         subplot_titles=["prior p<sub>σ</sub>, misfit contours", "exact posterior",
+                                         "linearized, with log-det", "linearized, no log-det (paper code)"])
+    base.update_layout(template=figure().layout.template, height=760,
                        coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1,
-                                      colorbar=dict(title="density / max", len=0.8)),
-                       margin=dict(l=55, r=20, t=80, b=50))
-    base.update_xaxes(title_text="x₁")
-    base.update_yaxes(title_text="x₂", row=1, col=1)
+                                      colorbar=dict(title=dict(text="density / max", side="right"), len=0.6)),
+                       title=dict(x=0.02, xanchor="left", y=0.985, yanchor="top", font=dict(size=14)),
+                       margin=dict(l=55, r=20, t=105, b=50))
+    base.update_xaxes(title_text="x₁", row=2)
+    base.update_yaxes(title_text="x₂", col=1)
     return slider_figure(frames, [f"{s:g}" for s in sigmas], slider_prefix="σ = ", base=base, active=active,
                          frame_titles=titles)
 
@@ -342,18 +384,18 @@ def _twin_base(pan: dict, y_max: float) -> go.Figure:
     base = make_subplots(rows=2, cols=1, row_heights=[0.66, 0.34], vertical_spacing=0.16)
     base.update_layout(template=figure().layout.template, height=680, barmode="group",
                        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0.5, xanchor="center"),
-                       title=dict(y=0.98, yanchor="top", font=dict(size=14)),
+                       title=dict(y=0.98, yanchor="top", x=0.02, xanchor="left", font=dict(size=14)),
                        margin=dict(l=60, r=20, t=125, b=40))
     base.update_xaxes(title_text=_XLAB, range=[float(pan["x"][0]), float(pan["x"][-1])], row=1, col=1)
     base.update_yaxes(title_text=_DENS, range=[0, y_max], row=1, col=1)
-    base.update_xaxes(title_text="training point x<sub>n</sub>", row=2, col=1)
+    base.update_xaxes(title_text="training point x<sub>n</sub>", type="category", row=2, col=1)
     base.update_yaxes(title_text="weight w<sub>n</sub>", type="log", range=[-4, 0.05], row=2, col=1)
     return base
 
 
 def _title(pan: dict, lead: str) -> str:
-    return (f"{lead}: exp(H) = {pan['exp_h']:.2f};  TV to exact: with log-det {pan['tv_lin']:.3f}, "
-            f"without {pan['tv_lin0']:.3f}")
+    return (f"{lead}<br><span style='font-size:12px'>exp(H) = {pan['exp_h']:.2f};  TV to exact: "
+            f"with log-det {pan['tv_lin']:.3f}, without {pan['tv_lin0']:.3f}</span>")
 
 
 def twin_sigma(problem: P.Problem, sigmas: Sequence[float], active: int | None = None) -> go.Figure:

@@ -6,6 +6,7 @@ latency budget.  Its kernel-free twin is :func:`memprior.plots.guidance.twin_ste
 """
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import torch
 
 from .. import guidance as G
@@ -15,13 +16,36 @@ from ..plots import figure
 from ..plots.guidance import frequency_traces, point_labels
 from . import App
 
-__all__ = ["step_size_app"]
+__all__ = ["step_size_app", "benchmark_settings"]
 
 _SAMPLERS = ("DPS (Chung et al.)", "paper variant (normalized)")
 
 
+class _OfflineApp(App):
+    """An :class:`App` on a plain plotly ``Figure``: same callback, no widget comm (for timing and tests)."""
+
+    def __init__(self, controls, figure, update, title=None):
+        self.controls = dict(controls)
+        self._update = update
+        self.figure = go.Figure(figure)
+        self.title = title
+        self._box = None
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        self.update()
+
+    @property
+    def widget(self):
+        raise TypeError("live: this app was built with live=False (no FigureWidget); use step_size_app(live=True)")
+
+
+def benchmark_settings() -> list[dict]:
+    """Slider moves for :func:`memprior.widgets.callback_latencies`: both samplers, the whole step range."""
+    return [dict(sampler=s, log10_step=v) for s in _SAMPLERS for v in (-2.5, -1.5, -0.5, 0.5)]
+
+
 def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps: int = 50,
-                  seed: int = 0) -> App:
+                  seed: int = 0, live: bool = True) -> App:
     """An :class:`~memprior.widgets.App`: sampler and step size -> frequencies vs lookup weights.
 
     Parameters
@@ -36,6 +60,8 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
         Diffusion levels visited per callback (evenly spaced).
     seed : int
         Seed of every run (the same noise for every slider position).
+    live : bool
+        ``False`` builds the same app on a plain figure (no widget comm), for timing.
 
     Returns
     -------
@@ -44,6 +70,8 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
     """
     import ipywidgets as W
 
+    if not isinstance(live, bool):
+        raise TypeError(f"live: expected True or False, got {type(live).__name__}")
     n = check_int("n", n, low=1)
     schedule = schedule if schedule is not None else Schedule.linear(200)
     steps = check_int("steps", steps, low=2, high=schedule.n_steps)
@@ -60,7 +88,8 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
     fig = figure(xlabel="training point (nearest to each sample)", ylabel="probability / frequency", height=400)
     for tr in frequency_traces(labels, w, w, n, "sampler"):
         fig.add_trace(tr)
-    fig.update_layout(barmode="group", yaxis_range=[0, 1.05], legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(barmode="group", yaxis_range=[0, 1.05], margin=dict(t=90),
+                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
 
     def update(f, sampler, log10_step):
         step = 10.0 ** float(log10_step)
@@ -80,4 +109,5 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
         tv = G.tv_distance(freq, w)
         f.layout.title.text = f"{name}, {sym} = {step:.3g}: total variation {tv:.3f} ({n} samples)"
 
-    return App(controls, fig, update, title="Guided sampling with a memorized prior")
+    cls = App if live else _OfflineApp
+    return cls(controls, fig, update, title="Guided sampling with a memorized prior")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .. import mle
 from .._checks import as_tensor, check_positive
@@ -17,8 +18,42 @@ from . import App
 __all__ = ["bandwidth_app", "lookup_app"]
 
 
+class _PlainFigureApp(App):
+    """An :class:`App` drawn on a plain ``plotly.graph_objects.Figure`` instead of a ``FigureWidget``.
+
+    It runs the identical controls -> update path, so
+    :func:`memprior.widgets.callback_latencies` times the same callback.  A ``FigureWidget``
+    created while a notebook executes for the book stores its whole state, including the
+    plotly.js bundle (several MB), in the built page; this variant keeps the page light.
+    """
+
+    def __init__(self, controls, figure, update, title=None):
+        if not callable(update):
+            raise TypeError("update: must be callable as update(fig, **values)")
+        if len(controls) == 0:
+            raise ValueError("controls: need at least one control")
+        self.controls = dict(controls)
+        self._update = update
+        self.figure = go.Figure(figure)
+        self.title = title
+        self._box = None
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        self.update()
+
+    @property
+    def widget(self):
+        raise TypeError("live: this app was built with live=False (no FigureWidget); build it with live=True")
+
+
+def _check_live(live) -> type:
+    if not isinstance(live, bool):
+        raise TypeError(f"live: expected True or False, got {type(live).__name__}")
+    return App if live else _PlainFigureApp
+
+
 def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 400), n: int = 20,
-                  sigma: float = 0.3, sigmas=None, lo: float = -3.5, hi: float = 4.0) -> App:
+                  sigma: float = 0.3, sigmas=None, lo: float = -3.5, hi: float = 4.0, live: bool = True) -> App:
     """Live app: training-set size N and bandwidth sigma -> fitted density and likelihood curves.
 
     The training set of size N is ``pool[:N]`` (nested sets).  The likelihood
@@ -39,6 +74,11 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
         Initial bandwidth.
     sigmas : array-like, optional
         Bandwidth grid of the curves; default 50 log-spaced values on [1e-3, 5].
+    lo, hi : float
+        Plotting range of x.
+    live : bool
+        ``True``: a ``FigureWidget`` for Jupyter.  ``False``: the same app on a plain figure, for
+        timing the callback while the book is built.
 
     Returns
     -------
@@ -47,6 +87,7 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
     """
     import ipywidgets as W
 
+    cls = _check_live(live)
     pool_t = as_tensor("pool", pool)
     if pool_t.dim() != 2 or pool_t.shape[1] != 1:
         raise ValueError(f"pool: expected shape [N_max, 1], got {list(pool_t.shape)}")
@@ -76,11 +117,12 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
         f.data[0].name = f"p<sub>σ</sub>, N = {N}"
         f.layout.title.text = PM._bandwidth_title(pan)
 
-    return App(controls, fig, update, title="Maximum likelihood and the bandwidth")
+    return cls(controls, fig, update, title="Maximum likelihood and the bandwidth")
 
 
 def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float = 0.3,
-               y_range: tuple[float, float] = (-5.0, 7.0), f_range: tuple[float, float] = (-6.0, 8.0)) -> App:
+               y_range: tuple[float, float] = (-5.0, 7.0), f_range: tuple[float, float] = (-6.0, 8.0),
+               live: bool = True) -> App:
     """Live app: datum y and noise level gamma -> lookup posterior weights.
 
     Parameters
@@ -93,6 +135,10 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
         Initial datum and noise level (gamma > 0).
     y_range : (float, float)
         Range of the y slider.
+    f_range : (float, float)
+        Range of the data axis.
+    live : bool
+        ``True``: a ``FigureWidget`` for Jupyter.  ``False``: the same app on a plain figure.
 
     Returns
     -------
@@ -101,6 +147,7 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
     """
     import ipywidgets as W
 
+    cls = _check_live(live)
     gamma = check_positive("gamma", gamma)
     xt = as_tensor("x_train", x_train)
     grid = as_tensor("x_grid", x_grid)
@@ -125,4 +172,4 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
         f.data[4].y = new[4].y
         f.layout.title.text = PM._lookup_title(pan)
 
-    return App(controls, fig, update, title="The lookup posterior")
+    return cls(controls, fig, update, title="The lookup posterior")

@@ -1,0 +1,277 @@
+"""Figures for chapter 7, "DPS for full-waveform inversion".
+
+The numbers come from :mod:`memprior.fwi`; this module only arranges them:
+velocity-model galleries (samples beside their nearest training models), the
+sorted data misfits of the lookup, sample misfits against the noise level,
+commitment curves, the linearized-mixture sweep, memorization fractions against
+their null baselines, and the kernel-free slider over the training-set size N.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import PALETTE, SEQUENTIAL, compact, figure, set_alt, slider_figure
+
+__all__ = [
+    "STYLE", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
+    "fig_mlp", "twin_sizes", "lookup_traces", "ratio_traces", "html_table",
+]
+
+#: Colour of each sampler / set, shared by the chapter's figures and its live app.
+STYLE = {
+    "exact": PALETTE[2],
+    "DPS": PALETTE[1],
+    "DPS (normalized)": PALETTE[0],
+    "null": PALETTE[7],
+    "MLP": PALETTE[3],
+    "closed form": PALETTE[4],
+}
+
+
+def _template():
+    import plotly.io as pio
+    return pio.templates["memprior"] if "memprior" in pio.templates else None
+
+
+def _np(v) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v, dtype=float)
+
+
+def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, vmin: float | None = None,
+               vmax: float | None = None, title: str | None = None, height: int | None = None,
+               colorbar_title: str = "v (km/s)") -> go.Figure:
+    """A gallery of velocity models ``[nx, nz]`` (km/s) with one shared colour scale.
+
+    Parameters
+    ----------
+    panels : sequence of (title, array [nx, nz])
+    dx : float
+        Grid spacing in km (axes in km, depth downwards).
+    cols : int
+        Panels per row.
+    vmin, vmax : float, optional
+        Colour range (default: the range over all panels).
+    """
+    if len(panels) == 0:
+        raise ValueError("panels: need at least one (title, model) pair")
+    cols = max(1, min(int(cols), len(panels)))
+    rows = int(np.ceil(len(panels) / cols))
+    arrs = [_np(a) for _, a in panels]
+    lo = min(float(a.min()) for a in arrs) if vmin is None else float(vmin)
+    hi = max(float(a.max()) for a in arrs) if vmax is None else float(vmax)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.03, vertical_spacing=0.12 if rows > 1 else 0.05)
+    for k, a in enumerate(arrs):
+        nx, nz = a.shape
+        x = np.arange(nx) * dx
+        z = np.arange(nz) * dx
+        fig.add_trace(compact(go.Heatmap(x=x.astype(np.float32), y=z.astype(np.float32),
+                                         z=a.T.astype(np.float32), coloraxis="coloraxis",
+                                         hovertemplate="x %{x:.2f} km<br>z %{y:.2f} km<br>v %{z:.3f} km/s"
+                                                       "<extra></extra>")),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_yaxes(autorange="reversed", scaleanchor=None, showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    for r in range(1, rows + 1):
+        fig.update_yaxes(showticklabels=True, title_text="z (km)", row=r, col=1)
+    for c in range(1, cols + 1):
+        fig.update_xaxes(showticklabels=True, title_text="x (km)", row=rows, col=c)
+    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
+                                     colorbar=dict(title=colorbar_title)),
+                      height=height or 90 + 210 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
+                      template=_template())
+    fig.update_annotations(font_size=11)
+    return fig
+
+
+def fig_misfits(misfits: Mapping[str, object], lookup_best: float, truth: float, title: str | None = None,
+                height: int = 380) -> go.Figure:
+    """Data misfit per datum of each sample, by sampler, on a log axis.
+
+    Parameters
+    ----------
+    misfits : mapping name -> array [n]
+        ``sum |r|^2 / (sigma_d^2 n_data)`` per sample (1 = fitting to the noise level).
+    lookup_best : float
+        The best training model's misfit per datum.
+    truth : float
+        The true model's misfit per datum (about 1).
+    """
+    fig = figure(title=title, xlabel="sampler", ylabel="misfit per datum (1 = noise level)", height=height)
+    for k, (name, v) in enumerate(misfits.items()):
+        v = _np(v)
+        fig.add_trace(go.Box(y=v, name=name, boxpoints="all", jitter=0.4, pointpos=0,
+                             marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]), size=7),
+                             line=dict(width=1), fillcolor="rgba(0,0,0,0)", showlegend=False))
+    fig.add_hline(y=lookup_best, line=dict(color=STYLE["exact"], dash="dash"),
+                  annotation_text="best training model", annotation_position="top left")
+    fig.add_hline(y=truth, line=dict(color=PALETTE[7], dash="dot"),
+                  annotation_text="true model", annotation_position="bottom left")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def fig_commitment(curves: Mapping[str, tuple], n_steps: int, title: str | None = None,
+                   height: int = 380) -> go.Figure:
+    """Weight of each sample's final training model along the sampling path.
+
+    Parameters
+    ----------
+    curves : mapping name -> (levels [S], weights [S, n])
+        From :func:`memprior.fwi.commitment_curves`.
+    n_steps : int
+        Schedule length T (for the x-axis, "denoising step" = T - 1 - level).
+    """
+    fig = figure(title=title, xlabel="denoising step (0 = start, noisiest)",
+                 ylabel="closed-form weight of the final model", height=height)
+    for k, (name, (levels, w)) in enumerate(curves.items()):
+        lv = _np(levels)
+        w = _np(w)
+        col = STYLE.get(name, PALETTE[k % len(PALETTE)])
+        for j in range(w.shape[1]):
+            fig.add_trace(go.Scatter(x=(n_steps - 1 - lv).astype(np.float32), y=w[:, j].astype(np.float32),
+                                     mode="lines", line=dict(color=col, width=1.3), name=name, legendgroup=name,
+                                     showlegend=j == 0, opacity=0.8))
+    fig.add_hline(y=0.9, line=dict(color="#888", dash="dot"), annotation_text="commitment threshold 0.9")
+    fig.update_yaxes(range=[-0.02, 1.05])
+    return fig
+
+
+def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]], shift: Sequence[float],
+                   spread: Sequence[float], title: str | None = None, height: int = 380) -> go.Figure:
+    """The linearized Gaussian-mixture posterior against the prior bandwidth sigma.
+
+    Left: effective number of components exp(H) (with and without the log-determinant).
+    Right: how far the top component's mean moves from its training model, and its
+    posterior standard deviation, both in z-scored units.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("effective components exp(H)",
+                                                        "top component (z-scored units)"))
+    s = np.asarray(sigmas, dtype=float)
+    for k, (name, v) in enumerate(exp_h.items()):
+        fig.add_trace(go.Scatter(x=s, y=_np(v), mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[k], dash="solid" if k == 0 else "dash")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=s, y=_np(shift), mode="lines+markers", name="|mean - training model|",
+                             line=dict(color=PALETTE[4])), row=1, col=2)
+    fig.add_trace(go.Scatter(x=s, y=_np(spread), mode="lines+markers", name="posterior std (mean over coords)",
+                             line=dict(color=PALETTE[5])), row=1, col=2)
+    fig.add_trace(go.Scatter(x=s, y=s, mode="lines", name="prior std sigma", line=dict(color="#888", dash="dot")),
+                  row=1, col=2)
+    fig.update_xaxes(type="log", title_text="prior bandwidth sigma (z-scored units)")
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(title_text="exp(H)", row=1, col=1)
+    fig.update_layout(height=height, title=title, template=_template())
+    return fig
+
+
+def fig_memorization(sizes: Sequence[int], rows: Mapping[str, Sequence[tuple[float, float]]],
+                     title: str | None = None, height: int = 400) -> go.Figure:
+    """Fraction of sets flagged as memorized, against N, with binomial error bars.
+
+    Parameters
+    ----------
+    sizes : sequence of N
+    rows : mapping name -> list of (fraction, standard error), one per N
+    """
+    fig = figure(title=title, xlabel="training-set size N", ylabel="fraction flagged as memorized", height=height)
+    lab = [str(n) for n in sizes]
+    for k, (name, vals) in enumerate(rows.items()):
+        f = np.array([v[0] for v in vals])
+        se = np.array([v[1] for v in vals])
+        null = "null" in name
+        fig.add_trace(go.Bar(x=lab, y=f, name=name, error_y=dict(type="data", array=se, visible=True),
+                             marker=dict(color=PALETTE[k % len(PALETTE)],
+                                         pattern=dict(shape="/" if null else ""))))
+    fig.update_layout(barmode="group", yaxis=dict(range=[0, 1.08]))
+    return fig
+
+
+def fig_mlp(labels: Sequence[str], rows: Mapping[str, Sequence[float]], title: str | None = None,
+            height: int = 380, ylabel: str = "fraction with r < 0.7") -> go.Figure:
+    """Grouped bars comparing the trained MLP, the closed form and the null, per setting."""
+    fig = figure(title=title, xlabel="setting", ylabel=ylabel, height=height)
+    for k, (name, vals) in enumerate(rows.items()):
+        fig.add_trace(go.Bar(x=list(labels), y=_np(vals), name=name,
+                             marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]))))
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def lookup_traces(nll_per_datum, noise_line: float = 1.0, name: str = "training models") -> list:
+    """Sorted misfit per datum of every training model (log axis) and the noise level."""
+    v = np.sort(_np(nll_per_datum))
+    rank = np.arange(1, v.size + 1)
+    return [go.Scatter(x=rank.astype(np.float32), y=v.astype(np.float32), mode="markers", name=name,
+                       marker=dict(color=PALETTE[0], size=5), xaxis="x", yaxis="y"),
+            go.Scatter(x=[1, max(int(v.size), 2)], y=[noise_line, noise_line], mode="lines",
+                       name="noise level", line=dict(color=PALETTE[7], dash="dot"), xaxis="x", yaxis="y")]
+
+
+def ratio_traces(r_samples, r_null, bins: np.ndarray) -> list:
+    """Histograms of the paper's ratio r for samples and for the null (fresh models)."""
+    out = []
+    for name, v, col in (("DPS samples", r_samples, STYLE["DPS (normalized)"]),
+                         ("fresh models (null)", r_null, STYLE["null"])):
+        h, _ = np.histogram(_np(v), bins=bins)
+        c = 0.5 * (bins[1:] + bins[:-1])
+        out.append(go.Bar(x=c.astype(np.float32), y=(h / max(len(_np(v)), 1)).astype(np.float32), name=name,
+                          marker=dict(color=col), opacity=0.75, xaxis="x2", yaxis="y2",
+                          width=float(bins[1] - bins[0])))
+    return out
+
+
+def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int = 420) -> go.Figure:
+    """Kernel-free slider over N: the lookup's sorted misfits and the memorization ratio against its null.
+
+    Parameters
+    ----------
+    frames : mapping N -> dict with ``nll_per_datum`` [N], ``r`` [n], ``null_r`` [m], ``exp_h`` (float)
+    """
+    if not frames:
+        raise ValueError("frames: need at least one N")
+    bins = np.linspace(0, 1, 26)
+    base = make_subplots(rows=1, cols=2, subplot_titles=("lookup: misfit of every training model",
+                                                         "memorization ratio r against its null"))
+    base.update_xaxes(title_text="training models, sorted by misfit", type="log", row=1, col=1)
+    base.update_yaxes(title_text="misfit per datum (1 = noise level)", type="log", row=1, col=1)
+    base.update_xaxes(title_text="r = d1 / mean(d2..dk)", range=[0, 1], row=1, col=2)
+    base.update_yaxes(title_text="fraction", row=1, col=2)
+    base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
+    base.update_layout(height=height, barmode="overlay", template=_template(),
+                       legend=dict(orientation="h", y=-0.25))
+    fr, labels, titles = [], [], []
+    for N, d in frames.items():
+        fr.append(lookup_traces(d["nll_per_datum"]) + ratio_traces(d["r"], d["null_r"], bins))
+        labels.append(f"N = {N}")
+        titles.append(f"N = {N}: exp(H) = {d['exp_h']:.3f}, best misfit per datum = "
+                      f"{float(np.min(_np(d['nll_per_datum']))):.0f}")
+    fig = slider_figure(fr, labels, slider_prefix="training-set size: ", base=base, frame_titles=titles)
+    return fig
+
+
+def html_table(rows: Sequence[Mapping[str, object]], precision: int = 3):
+    """A plain HTML table (``IPython.display.HTML``) of a list of dicts with the same keys.
+
+    Floats are printed with ``precision`` significant digits; everything else with ``str``.
+    """
+    from html import escape
+
+    from IPython.display import HTML
+    if len(rows) == 0:
+        raise ValueError("rows: need at least one row")
+    keys = list(rows[0].keys())
+
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.{precision}g}"
+        return escape(str(v))
+
+    head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(k, ''))}</td>" for k in keys) + "</tr>" for r in rows)
+    return HTML(f'<table class="memprior-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')

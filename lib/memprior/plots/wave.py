@@ -1,0 +1,253 @@
+"""Plotly builders for the wave-solver chapter (chapter 6).
+
+Arrays follow :mod:`memprior.wave`: fields are ``[nx, nz]`` with x horizontal and z depth in
+km; heatmaps are drawn with depth increasing downwards.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure
+
+__all__ = [
+    "glueable", "field_heatmap", "field_figure", "fields_row", "greens_line_figure", "dispersion_figure",
+    "frequency_slider", "phase_animation", "data_figure", "misfit_history_figure",
+]
+
+
+class _Glueable:
+    """A figure that IPython formats through ``_repr_mimebundle_`` only.
+
+    A plotly ``Figure`` has ``_ipython_display_``, so IPython *displays* it instead of returning a
+    mime bundle: ``myst_nb.glue(name, fig, display=False)`` would then show the figure in the code
+    cell and store an empty record (an empty ``{glue:figure}``).  The wrapper returns the bundle of
+    the active plotly renderer instead.
+    """
+
+    def __init__(self, fig: go.Figure):
+        self.fig = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        name = pio.renderers.default or ""
+        renderer = pio.renderers[name.split("+")[0]] if name else None
+        if renderer is not None and hasattr(renderer, "to_mimebundle"):
+            return renderer.to_mimebundle(self.fig.to_plotly_json())
+        return {"application/vnd.plotly.v1+json": self.fig.to_plotly_json()}
+
+    def __repr__(self) -> str:
+        return f"<figure: {self.fig.layout.title.text or 'untitled'}>"
+
+
+def glueable(fig: go.Figure) -> _Glueable:
+    """Wrap ``fig`` for ``myst_nb.glue(name, glueable(fig), display=False)``."""
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    return _Glueable(fig)
+
+
+def _np(a) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _check_field(name: str, a, x, z) -> np.ndarray:
+    a = _np(a)
+    if a.ndim != 2 or a.shape != (len(x), len(z)):
+        raise ValueError(f"{name}: expected shape [nx, nz] = [{len(x)}, {len(z)}], got {list(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    return a
+
+
+def field_heatmap(a, x, z, *, colorscale=SEQUENTIAL, symmetric: bool = False, zmin=None, zmax=None,
+                  colorbar_title: str = "", showscale: bool = True, colorbar_x: float | None = None,
+                  name: str = "") -> go.Heatmap:
+    """A float32 heatmap of a real field ``a[nx, nz]`` (x across, depth down once the axis is reversed)."""
+    x, z = _np(x), _np(z)
+    a = _check_field("a", a, x, z)
+    if symmetric:
+        s = float(np.max(np.abs(a))) or 1.0
+        zmin, zmax = -s, s
+    cb = dict(title=dict(text=colorbar_title, side="right"), len=0.9)
+    if colorbar_x is not None:
+        cb["x"] = colorbar_x
+    return go.Heatmap(x=x.astype(np.float32), y=z.astype(np.float32), z=a.T.astype(np.float32),
+                      colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=showscale, colorbar=cb,
+                      name=name, hovertemplate="x %{x:.2f} km<br>z %{y:.2f} km<br>%{z:.3g}<extra></extra>")
+
+
+def field_figure(a, x, z, *, title: str = "", colorbar_title: str = "", symmetric: bool = False,
+                 colorscale=None, points: Mapping[str, np.ndarray] | None = None, height: int = 420,
+                 width: int | None = 520) -> go.Figure:
+    """One field ``[nx, nz]`` as a heatmap, depth downwards, with optional marker sets {label: [n, 2] km}."""
+    cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
+    fig = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=height, width=width)
+    fig.add_trace(field_heatmap(a, x, z, colorscale=cs, symmetric=symmetric, colorbar_title=colorbar_title))
+    _add_points(fig, points)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
+    if points:
+        fig.update_layout(legend=dict(orientation="h", x=0.0, y=-0.22, yanchor="top"),
+                          margin=dict(b=90), height=height + 30)
+    return fig
+
+
+def _add_points(fig, points, row=None, col=None):
+    if not points:
+        return
+    symbols = {0: "star", 1: "triangle-down", 2: "circle"}
+    for k, (label, pts) in enumerate(points.items()):
+        p = _np(pts).reshape(-1, 2)
+        tr = go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=label, showlegend=row in (None, 1) and col in (None, 1),
+                        marker=dict(symbol=symbols.get(k, "circle"), size=9 if k == 0 else 6,
+                                    color=color(4 if k == 0 else 7), line=dict(width=1, color="white")))
+        if row is None:
+            fig.add_trace(tr)
+        else:
+            fig.add_trace(tr, row=row, col=col)
+
+
+def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title: str = "",
+               symmetric: bool = False, shared_scale: bool = True, colorscale=None,
+               points: Mapping[str, np.ndarray] | None = None, height: int = 360,
+               width: int | None = None) -> go.Figure:
+    """Several fields side by side (for example true / initial / inverted models)."""
+    n = len(fields)
+    if n == 0 or len(titles) != n:
+        raise ValueError(f"titles: need one title per field ({n}), got {len(titles)}")
+    arrs = [_check_field(f"fields[{k}]", f, _np(x), _np(z)) for k, f in enumerate(fields)]
+    cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=0.06)
+    fig.update_layout(template=figure().layout.template, height=height, width=width,
+                      legend=dict(orientation="h", y=-0.18))
+    if shared_scale:
+        if symmetric:
+            s = max(float(np.max(np.abs(a))) for a in arrs) or 1.0
+            lo, hi = -s, s
+        else:
+            lo, hi = min(float(a.min()) for a in arrs), max(float(a.max()) for a in arrs)
+    for k, a in enumerate(arrs):
+        kw = dict(zmin=lo, zmax=hi) if shared_scale else dict(symmetric=symmetric)
+        fig.add_trace(field_heatmap(a, x, z, colorscale=cs, colorbar_title=colorbar_title,
+                                    showscale=(k == n - 1) or not shared_scale, **kw), row=1, col=k + 1)
+        _add_points(fig, points, row=1, col=k + 1)
+        fig.update_xaxes(title_text="x (km)", row=1, col=k + 1, constrain="domain")
+        fig.update_yaxes(autorange="reversed", row=1, col=k + 1, scaleanchor=f"x{'' if k == 0 else k + 1}",
+                         constrain="domain", title_text="depth z (km)" if k == 0 else None)
+    return fig
+
+
+def greens_line_figure(r, numeric, analytic, *, title: str = "") -> go.Figure:
+    """Real and imaginary parts of a numerical and an analytic Green's function along a line."""
+    r, numeric, analytic = _np(r), _np(numeric), _np(analytic)
+    if not (r.shape == numeric.shape == analytic.shape) or r.ndim != 1:
+        raise ValueError("r, numeric, analytic: expected 1-D arrays of the same length")
+    fig = figure(title=title, xlabel="distance from the source (km)", ylabel="wavefield", height=380)
+    for part, fn, dash in (("Re", np.real, None), ("Im", np.imag, "dot")):
+        fig.add_trace(go.Scatter(x=r, y=fn(analytic), name=f"{part} analytic (i/4)H₀⁽¹⁾", mode="lines",
+                                 line=dict(color=color(7), dash=dash, width=1.5)))
+        fig.add_trace(go.Scatter(x=r, y=fn(numeric), name=f"{part} finite differences", mode="markers",
+                                 marker=dict(color=color(0 if part == "Re" else 1), size=5)))
+    return fig
+
+
+def dispersion_figure(ppw: Mapping[str, np.ndarray], errors: Mapping[str, np.ndarray], *,
+                      threshold: float | None = 0.02, title: str = "") -> go.Figure:
+    """Relative Green's-function error against points per wavelength, log-log, one curve per stencil."""
+    fig = figure(title=title, xlabel="points per wavelength", ylabel="relative L2 error (1–3 wavelengths)",
+                 height=400)
+    for k, (label, e) in enumerate(errors.items()):
+        p = _np(ppw[label])
+        fig.add_trace(go.Scatter(x=p, y=_np(e), name=label, mode="lines+markers", line=dict(color=color(k))))
+    if threshold is not None:
+        fig.add_hline(y=threshold, line=dict(color=color(7), dash="dash", width=1),
+                      annotation_text=f"{100 * threshold:.0f} %", annotation_position="bottom right")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def _point_shapes(fig: go.Figure, points: Mapping[str, np.ndarray] | None, radius: float) -> None:
+    """Mark points with layout shapes (not traces): in plotly.js, slider frames that mix a heatmap
+    with scatter traces leave the heatmap blank, while layout shapes are untouched by frames."""
+    if not points:
+        return
+    for k, (label, pts) in enumerate(points.items()):
+        p = _np(pts).reshape(-1, 2)
+        col = color(4 if k == 0 else 7)
+        r = radius * (1.6 if k == 0 else 1.0)
+        for px, pz in p:
+            fig.add_shape(type="circle", xref="x", yref="y", x0=px - r, x1=px + r, y0=pz - r, y1=pz + r,
+                          fillcolor=col, line=dict(color="white", width=1), layer="above")
+
+
+def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: str = "",
+                     points: Mapping[str, np.ndarray] | None = None, width: int | None = 560) -> go.Figure:
+    """Kernel-free slider over frequency: Re u (each frame normalized to its own maximum)."""
+    if len(fields) != len(freqs) or len(fields) == 0:
+        raise ValueError("fields, freqs: need one field per frequency (at least one)")
+    base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=470, width=width)
+    base.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    base.update_xaxes(constrain="domain", range=[float(_np(x)[0]), float(_np(x)[-1])])
+    _point_shapes(base, points, radius=0.012 * float(_np(x)[-1] - _np(x)[0]))
+    frames = []
+    for u in fields:
+        a = np.real(_np(u))
+        a = a / (np.max(np.abs(a)) or 1.0)
+        frames.append([field_heatmap(a, x, z, colorscale=DIVERGING, zmin=-1, zmax=1, colorbar_title="Re u / max")])
+    return slider_figure(frames, [f"{f:.1f} Hz" for f in freqs], slider_prefix="frequency: ", base=base)
+
+
+def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
+                    points: Mapping[str, np.ndarray] | None = None, width: int | None = 560) -> go.Figure:
+    """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period."""
+    u = _np(u)
+    if n_phase < 2:
+        raise ValueError(f"n_phase: must be >= 2, got {n_phase}")
+    s = float(np.max(np.abs(u))) or 1.0
+    base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=500, width=width)
+    base.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    base.update_xaxes(constrain="domain", range=[float(_np(x)[0]), float(_np(x)[-1])])
+    _point_shapes(base, points, radius=0.012 * float(_np(x)[-1] - _np(x)[0]))
+    phases = np.arange(n_phase) * 2 * np.pi / n_phase
+    frames = [[field_heatmap(np.real(u * np.exp(-1j * ph)) / s, x, z, colorscale=DIVERGING, zmin=-1, zmax=1,
+                             colorbar_title="Re(u e^(−iωt)) / max")] for ph in phases]
+    labels = [f"{360 * ph / (2 * np.pi):.0f}°" for ph in phases]
+    return slider_figure(frames, labels, slider_prefix="phase ωt = ", base=base, play_button=True,
+                         frame_duration_ms=80)
+
+
+def data_figure(data, rec_x, *, labels: Sequence[str] | None = None, title: str = "") -> go.Figure:
+    """Amplitude and unwrapped phase of complex data [n_src, n_rec] against receiver position."""
+    d = _np(data)
+    rx = _np(rec_x)
+    if d.ndim != 2 or d.shape[1] != rx.shape[0]:
+        raise ValueError(f"data: expected shape [n_src, {rx.shape[0]}], got {list(d.shape)}")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["amplitude |d|", "phase arg d (unwrapped)"])
+    fig.update_layout(template=figure().layout.template, height=360, title=title)
+    for s in range(d.shape[0]):
+        lab = labels[s] if labels is not None else f"source {s}"
+        fig.add_trace(go.Scatter(x=rx, y=np.abs(d[s]), name=lab, legendgroup=lab, line=dict(color=color(s))), 1, 1)
+        fig.add_trace(go.Scatter(x=rx, y=np.unwrap(np.angle(d[s])), name=lab, legendgroup=lab, showlegend=False,
+                                 line=dict(color=color(s))), 1, 2)
+    fig.update_xaxes(title_text="receiver x (km)")
+    fig.update_yaxes(title_text="amplitude", row=1, col=1)
+    fig.update_yaxes(title_text="phase (rad)", row=1, col=2)
+    return fig
+
+
+def misfit_history_figure(values: Mapping[str, Sequence[float]], *, title: str = "",
+                          ylabel: str = "misfit Σ|r|²/σ_d²") -> go.Figure:
+    """Objective against iteration (log scale), one curve per label."""
+    fig = figure(title=title, xlabel="L-BFGS iteration", ylabel=ylabel, height=340)
+    for k, (lab, v) in enumerate(values.items()):
+        v = _np(v)
+        fig.add_trace(go.Scatter(x=np.arange(len(v)), y=v, name=lab, mode="lines+markers", line=dict(color=color(k))))
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig

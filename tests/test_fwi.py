@@ -1,0 +1,384 @@
+"""Tests for memprior.fwi: the chapter-7 FWI pipeline on a small grid."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from memprior import fwi, guidance, metrics, posterior
+from memprior import velocity as V
+from memprior.diffusion import MemorizedDenoiser, Schedule, ddim_sample
+
+torch.set_num_threads(1)
+
+# 16 x 16 grid, 1.2 Hz: ~9.7 points per wavelength at 1.45 km/s; d = 16
+SMALL = dict(n=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_samples=4, n_steps=20)
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return fwi.FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def obs(exp):
+    return exp.observe(exp.truth("lens"))
+
+
+# ----------------------------------------------------------------------------- config and bad input
+def test_config_validation():
+    c = fwi.FWIConfig(**SMALL)
+    assert math.isclose(c.dx, 2.0 / 16) and c.d == 16
+    with pytest.raises(ValueError, match="noise"):
+        fwi.FWIConfig(**{**SMALL, "noise": 0.0})
+    with pytest.raises(ValueError, match="noise"):
+        fwi.FWIConfig(**{**SMALL, "noise": -0.05})
+    with pytest.raises(ValueError, match="mismatch"):
+        fwi.FWIConfig(**{**SMALL, "K": 16})
+    with pytest.raises(ValueError, match="sizes"):
+        fwi.FWIConfig(**{**SMALL, "sizes": (1, 30)})
+    with pytest.raises(ValueError, match="npml"):
+        fwi.FWIConfig(**{**SMALL, "npml": 2})
+    with pytest.raises(ValueError, match="grid"):
+        fwi.FWIConfig.paper(grid=100)
+    p = fwi.FWIConfig.paper()
+    assert (p.n, p.npml, p.freq, p.n_src, p.n_rec, p.n_steps) == (64, 10, 4.0, 5, 40, 200)
+    assert math.isclose(p.dx, 2.0 / 64)
+    p2 = fwi.FWIConfig.paper(200)
+    assert (p2.n, p2.npml, p2.freq, p2.n_src, p2.n_rec) == (200, 30, 6.0, 15, 196)
+    assert math.isclose(p2.dx, 0.01)
+    with pytest.raises(TypeError, match="config"):
+        fwi.FWIExperiment(config=dict(SMALL))
+
+
+def test_metrics_need_two_training_models(exp):
+    with pytest.raises(ValueError, match="N"):
+        exp.training_set(1)
+    with pytest.raises(ValueError, match="N >= 2"):
+        fwi.zscore(torch.zeros(1, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match="N >= 2"):
+        metrics.nn_ratio(torch.zeros(3, 16), torch.zeros(1, 16))
+    with pytest.raises(ValueError, match="N"):
+        exp.memorization(torch.zeros(3, 16), 1, torch.zeros(3, 16))
+    with pytest.raises(ValueError, match="N"):
+        fwi.make_training_set(exp.basis, 1)
+
+
+def test_basis_grid_mismatch(exp):
+    wrong = V.KLBasis(20, 20, K=4)
+    with pytest.raises(ValueError, match="mismatch"):
+        fwi.KLForward(exp.solver, exp.acq, exp.cfg.freq, wrong)
+    with pytest.raises(ValueError, match="mismatch"):
+        exp.basis.project(torch.full((20, 20), 0.25, dtype=torch.float64))
+    fwd = exp.forward(12)
+    with pytest.raises(ValueError, match="u"):
+        fwd(torch.zeros(2, 15, dtype=torch.float64))
+
+
+def test_noise_must_be_positive(exp):
+    t = exp.truth("lens")
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="noise"):
+            exp.observe(t, noise=bad)
+    with pytest.raises(ValueError, match="sigma_d"):
+        fwi.complex_noise((3,), 0.0)
+    with pytest.raises(ValueError, match="sigma_d"):
+        fwi.complex_nll(torch.zeros(3), torch.zeros(3), -1.0)
+    with pytest.raises(ValueError, match="kind"):
+        exp.truth("marmousi")
+    with pytest.raises(ValueError, match="method"):
+        exp.sample("langevin", 12, exp.observe(t))
+
+
+# ----------------------------------------------------------------------------- likelihood identities
+def test_complex_likelihood_matches_real_stacked_gaussian():
+    g = torch.Generator().manual_seed(0)
+    d = torch.complex(torch.randn(3, 5, generator=g, dtype=torch.float64),
+                      torch.randn(3, 5, generator=g, dtype=torch.float64))
+    p = torch.complex(torch.randn(2, 3, 5, generator=g, dtype=torch.float64),
+                      torch.randn(2, 3, 5, generator=g, dtype=torch.float64))
+    s = 0.3
+    nll = fwi.complex_nll(p, d, s)
+    ref = ((d - p).abs() ** 2).sum((1, 2)) / s ** 2
+    assert torch.allclose(nll, ref)
+    gam = fwi.gamma_of(s)
+    y, F = fwi.to_real(d), fwi.to_real(p)
+    assert torch.allclose(nll, ((y - F) ** 2).sum(1) / (2 * gam ** 2))
+    assert torch.equal(fwi.to_complex(y, 3, 5), d)
+
+
+def test_complex_noise_statistics():
+    e = fwi.complex_noise((200_000,), 0.5, torch.Generator().manual_seed(1))
+    assert e.dtype == torch.complex128
+    assert abs(float((e.abs() ** 2).mean()) / 0.25 - 1) < 0.01           # E|e|^2 = sigma_d^2
+    assert abs(float(e.real.var()) / 0.125 - 1) < 0.01                  # each part sigma_d^2 / 2
+    assert abs(float((e.real * e.imag).mean())) < 0.002                  # independent parts
+    assert abs(float((e * e).mean().abs())) < 0.003                      # circular: E[e^2] = 0
+
+
+def test_observation_noise_level(exp):
+    t = exp.truth("lens")
+    o = exp.observe(t, noise=0.05, seed=3)
+    rms = float(o.d_clean.abs().pow(2).mean().sqrt())
+    assert math.isclose(o.sigma_d, 0.05 * rms, rel_tol=1e-12)
+    assert math.isclose(o.gamma, o.sigma_d / math.sqrt(2), rel_tol=1e-12)
+    # same seed, other level: the same standard-normal draw, rescaled
+    o2 = exp.observe(t, noise=0.10, seed=3)
+    assert torch.allclose(o2.d_obs - o2.d_clean, 2 * (o.d_obs - o.d_clean))
+    # nll of the truth is a sum of n_data Exp(1) variables: mean n_data, sd sqrt(n_data)
+    assert abs(o.nll_truth - o.n_data) < 5 * math.sqrt(o.n_data)
+
+
+# ----------------------------------------------------------------------------- training sets and truths
+def test_training_sets_nested_seeded_and_zscored(exp):
+    a, b = exp.training_set(12), exp.training_set(30)
+    assert torch.equal(a.z, b.z[:12])
+    assert torch.allclose(a.u.mean(0), torch.zeros(16, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(a.u.std(0), torch.ones(16, dtype=torch.float64))
+    assert torch.allclose(a.to_z(a.u), a.z)
+    other = fwi.FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
+    assert torch.equal(other.pool_z, exp.pool_z)
+    # the models are their own KL reconstructions (projection is idempotent), positive squared slowness
+    assert torch.allclose(exp.basis.project(b.m), b.z, atol=1e-10)
+    assert bool((b.m > 0).all())
+    fresh = exp.fresh_models(5)
+    assert fresh.shape == (5, 16)
+    assert float(torch.cdist(fresh, b.z).min()) > 1e-3
+    with pytest.raises(ValueError, match="seed"):
+        exp.fresh_models(5, seed=exp.cfg.seed)
+
+
+def test_truths_not_in_training_set(exp):
+    ts = exp.training_set(30)
+    for kind in ("lens", "ood"):
+        t = exp.truth(kind)
+        assert t.v.shape == (16, 16)
+        d = torch.cdist(t.z[None], ts.z)
+        assert float(d.min()) > 1e-2
+    lens = exp.truth("lens")
+    assert math.isclose(float(lens.v.max()), 2.0, abs_tol=1e-3) and float(lens.v.min()) < 1.7
+    ood = exp.truth("ood")
+    assert math.isclose(float(ood.v.min()), 1.7) and math.isclose(float(ood.v.max()), 2.7)
+
+
+# ----------------------------------------------------------------------------- forward map and lookup
+def test_lookup_weights_match_brute_force(exp, obs):
+    N = 12
+    ts = exp.training_set(N)
+    # brute force: one independent solve per model, the complex NLL, a softmax in numpy
+    nll = []
+    for m in ts.m:
+        d = np.asarray(exp.solver.forward(m.numpy(), exp.cfg.freq, exp.acq))
+        nll.append(np.sum(np.abs(obs.d_obs.numpy() - d) ** 2) / obs.sigma_d ** 2)
+    nll = np.array(nll)
+    w = np.exp(-(nll - nll.min()))
+    w /= w.sum()
+    lk = exp.lookup(N, obs)
+    assert np.allclose(lk.nll.numpy(), nll, rtol=1e-10)
+    assert np.allclose(lk.weights.numpy(), w, atol=1e-12)
+    # and through the real-stacked forward map and memprior.posterior
+    w2 = posterior.lookup_weights(exp.forward(N), ts.u, obs.y, obs.gamma)
+    assert torch.allclose(w2, lk.weights, atol=1e-12)
+    assert lk.best == int(np.argmin(nll))
+    assert 1.0 <= lk.exp_H <= N
+    assert math.isclose(lk.misfit_per_datum, nll.min() / obs.n_data, rel_tol=1e-10)
+
+
+def test_forward_cache_and_fresh_solves_agree(exp):
+    N = 12
+    ts = exp.training_set(N)
+    fwd = exp.forward(N)
+    calls = fwd.n_calls
+    cached = fwd(ts.u[:3])
+    assert fwd.n_calls == calls  # all hits
+    nocache = fwi.KLForward(exp.solver, exp.acq, exp.cfg.freq, exp.basis, ts.mu, ts.s)
+    fresh = nocache(ts.u[:3])
+    assert torch.allclose(cached, fresh, rtol=1e-10, atol=1e-14)
+
+
+def test_forward_gradient_and_jacobian(exp, obs):
+    N = 12
+    fwd = exp.forward(N)
+    u0 = exp.training_set(N).u[:2].clone()
+    # Jacobian columns against central differences
+    J = fwd.jacobian(u0)  # [2, 2M, d]
+    h = 1e-4
+    for a in (0, 7, 15):
+        e = torch.zeros_like(u0)
+        e[:, a] = h
+        fd = (fwd(u0 + e) - fwd(u0 - e)) / (2 * h)
+        assert torch.allclose(J[:, :, a], fd, rtol=1e-5, atol=1e-7 * float(fd.abs().max()))
+    # autograd (adjoint state) against the Jacobian: grad of <v, F(u)> = J^T v
+    v = torch.randn(2, fwd.m, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    u = u0.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad((fwd(u) * v).sum(), u)
+    assert torch.allclose(g, torch.einsum("bmd,bm->bd", J, v), rtol=1e-8, atol=1e-10 * float(g.abs().max()))
+
+
+# ----------------------------------------------------------------------------- samplers
+def test_exact_sampler_frequencies_match_lookup_weights(exp):
+    N = 12
+    t = exp.truth("lens")
+    o = exp.observe(t, noise=3.0, seed=5)  # very noisy: weights spread over several models
+    lk = exp.lookup(N, o)
+    assert lk.exp_H > 2.0
+    n = 4000
+    res = exp.sample("exact", N, o, n=n, seed=1, steps=5)
+    assert float(res.nearest_dist.max()) < 1e-6  # lands on training models (cdist round-off)
+    freq = torch.bincount(res.nearest, minlength=N).to(torch.float64) / n
+    se = (lk.weights * (1 - lk.weights) / n).sqrt()
+    assert bool(((freq - lk.weights).abs() <= 4.5 * se + 1e-3).all())
+    assert res.n_solver_calls == 0  # the training data come from the cache
+
+
+def test_dps_samplers_commit_and_land_near_training_models(exp, obs):
+    N = 12
+    T = exp.schedule.n_steps
+    eta = 0.05
+    r = exp.sample("dps_normalized", N, obs, n=4, eta=eta, seed=2)
+    assert r.u.shape == (4, 16) and torch.isfinite(r.u).all()
+    assert torch.allclose(r.z, exp.training_set(N).to_z(r.u))
+    # the memorized denoiser's last output is a training model, and the final guidance step has length eta
+    assert torch.allclose(r.nearest_dist, torch.full((4,), eta, dtype=torch.float64), atol=1e-6)
+    assert bool(((r.commit >= 0) & (r.commit <= T - 1)).all())
+    assert bool((r.misfit_per_datum > 0).all())
+    c = exp.sample("dps", N, obs, n=4, zeta=0.5, seed=2)
+    assert torch.isfinite(c.u).all() and c.commit.shape == (4,)
+    # committed DPS: the denoiser's Jacobian vanishes, so guidance cannot move the sample off its model
+    assert float(c.nearest_dist.max()) < 1e-3
+
+
+def test_recording_denoiser_trajectory():
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sch = Schedule.linear(30)
+    den = MemorizedDenoiser(x, sch)
+    rec = fwi.RecordingDenoiser(den)
+    out = ddim_sample(rec, sch, 5, generator=torch.Generator().manual_seed(1))
+    tr = rec.trajectory()
+    assert tr["t"].tolist() == list(range(29, -1, -1))
+    assert tr["x"].shape == (30, 5, 3)
+    assert rec.dim == 3 and rec.n == 6  # delegated attributes
+    steps = fwi.commitment_steps(den, tr)
+    assert bool(((steps >= -1) & (steps <= 29)).all())
+    # samples of the memorized denoiser are training points
+    assert float(torch.cdist(out, x).min(1).values.max()) < 1e-8
+    with pytest.raises(ValueError, match="record"):
+        fwi.RecordingDenoiser(den).trajectory()
+
+
+# ----------------------------------------------------------------------------- linearized mixture
+def test_linearized_mixture_limits(exp):
+    N = 12
+    t = exp.truth("lens")
+    o = exp.observe(t, noise=3.0, seed=5)
+    lk = exp.lookup(N, o)
+    mix, idx = exp.linearized(N, o, sigma=1e-4, top=N)
+    # sigma -> 0: the component weights tend to the lookup weights
+    w_lookup = lk.weights[idx] / lk.weights[idx].sum()
+    assert torch.allclose(mix.weights, w_lookup, atol=1e-3)
+    assert torch.allclose(mix.means, exp.training_set(N).u[idx], atol=1e-3)
+    # the covariance is sigma^2 I to first order
+    assert torch.allclose(mix.covs[0].diagonal(), torch.full((16,), 1e-8, dtype=torch.float64), rtol=1e-2)
+    # at finite sigma, the log-determinant changes the weights
+    m1, _ = exp.linearized(N, o, sigma=0.5, top=N)
+    m0, _ = exp.linearized(N, o, sigma=0.5, top=N, logdet=False)
+    assert not torch.allclose(m1.weights, m0.weights, atol=1e-6)
+    assert math.isclose(float(m1.weights.sum()), 1.0, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="top"):
+        exp.linearized(N, o, sigma=0.1, top=0)
+    with pytest.raises(ValueError, match="sigma"):
+        exp.linearized(N, o, sigma=0.0)
+
+
+# ----------------------------------------------------------------------------- memorization
+def test_memorization_against_null(exp):
+    N = 30
+    ts = exp.training_set(N)
+    fresh = exp.fresh_models(40)
+    mem = exp.memorization(ts.z[:5], N, fresh)  # training points themselves: fully memorized
+    assert mem["frac_r"] == 1.0 and mem["frac_q"] == 1.0
+    assert float(mem["r"].max()) < 1e-6  # cdist round-off only
+    assert mem["null_r"].shape == (40,) and mem["null_q"].shape == (40,)
+    assert bool(((mem["null_r"] > 0) & (mem["null_r"] <= 1)).all())
+    assert mem["null_frac_q"] < 0.5
+    # the null computed by hand
+    ref = metrics.nn_ratio(fresh, ts.z)
+    assert torch.allclose(mem["null_r"], ref)
+    with pytest.raises(ValueError, match="space"):
+        exp.memorization(ts.z[:5], N, fresh, space="pixels")
+
+
+def test_schedule_keeps_paper_terminal_level():
+    paper = Schedule.linear(200)
+    for T in (50, 100, 200):
+        s = fwi.schedule_for(T)
+        assert s.n_steps == T
+        assert abs(float(s.alpha_bar[-1]) / float(paper.alpha_bar[-1]) - 1) < 0.05
+
+
+def test_pipeline_small(exp):
+    out = fwi.run_pipeline(exp, sizes=(12,), methods=("exact", "dps_normalized"), n=2, n_fresh=10, top=3)
+    r = out["results"][12]
+    assert set(r["samples"]) == {"exact", "dps_normalized"}
+    assert r["linearized"].weights.shape == (3,)
+    assert "total" in out["seconds"]
+    assert 0.0 <= r["memorization"]["exact"]["null_frac_r"] <= 1.0
+
+
+def test_pool_data_incremental_and_uncached_forward(exp):
+    d12 = exp.pool_data_upto(12)
+    assert d12.shape == (12, 3, 8) and d12.dtype == torch.complex128
+    d30 = exp.pool_data_upto(30)
+    assert torch.equal(d30[:12], d12)
+    with pytest.raises(ValueError, match="N"):
+        exp.pool_data_upto(31)
+    fwd = exp.forward(12, cached=False)
+    u = exp.training_set(12).u[:2]
+    assert torch.allclose(fwd(u), fwi.to_real(d12[:2]), rtol=1e-10, atol=1e-14)
+    v = exp.velocities(12, u)
+    assert torch.allclose(v, V.m_to_v(exp.training_set(12).m[:2]))
+    with pytest.raises(ValueError, match="cached"):
+        exp.sample("exact", 12, exp.observe(exp.truth("lens")), cached=False)
+
+
+def test_commitment_curves_consistent_with_steps(exp, obs):
+    r = exp.sample("dps_normalized", 12, obs, n=3, seed=4)
+    den = exp.denoiser(12)
+    w = fwi.commitment_curves(den, r.trajectory)
+    assert w.shape == (exp.schedule.n_steps, 3)
+    assert bool(((w >= 0) & (w <= 1)).all())
+    ts = r.trajectory["t"]
+    for j in range(3):
+        if int(r.commit[j]) >= 0:
+            i = int(torch.nonzero(ts == r.commit[j])[0])
+            assert bool((w[i:, j] > 0.9).all())   # committed from that level on
+            if i > 0:
+                assert float(w[i - 1, j]) <= 0.9
+    assert r.n_factorizations <= r.n_solver_calls
+    with pytest.raises(TypeError, match="denoiser"):
+        fwi.commitment_curves(object(), r.trajectory)
+
+
+def test_plots_and_app_build(exp, obs):
+    from memprior.plots import fwi as pf
+    from memprior.widgets import fwi as wf
+    ts = exp.training_set(12)
+    fig = pf.fig_models([("a", V.m_to_v(ts.m[0])), ("b", V.m_to_v(ts.m[1]))], exp.cfg.dx, cols=2)
+    assert len(fig.data) == 2
+    with pytest.raises(ValueError, match="panels"):
+        pf.fig_models([], 0.1)
+    lk = exp.lookup(12, obs)
+    mem = exp.memorization(ts.z[:3], 12, exp.fresh_models(10))
+    tw = pf.twin_sizes({12: {"nll_per_datum": lk.nll / obs.n_data, "r": mem["r"], "null_r": mem["null_r"],
+                             "exp_h": lk.exp_H}})
+    assert len(tw.frames) == 1
+    html = pf.html_table([{"a": 1.23456, "b": "x<y"}]).data
+    assert "1.23" in html and "x&lt;y" in html
+    state = wf.AppState(exp, exp.truth("lens"), n=2, steps=3)
+    app = wf.fwi_app(state, sizes=(12, 30), noises=(0.05, 0.1), etas=(0.05,))
+    assert "N = 30" in app.figure.layout.title.text  # initial setting: the second size and noise
+    app.update(N=12, noise=0.05)
+    assert "N = 12" in app.figure.layout.title.text
+    assert len(state.runs) == 2  # two settings visited, each run once
+    with pytest.raises(ValueError, match="sizes"):
+        wf.fwi_app(state, sizes=(1000,))
