@@ -1,7 +1,6 @@
 """Tests for memprior.mixture: closed-form identities, references, bad input, extremes."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -455,17 +455,19 @@ def grid_points(grid) -> torch.Tensor:
         In 2-D the first axis varies slowest (``indexing="ij"``), so
         ``values.reshape(G1, G2)`` recovers the grid layout.
     """
+    def dtype_of(g):
+        return g.dtype if isinstance(g, torch.Tensor) and g.is_floating_point() else torch.float64
+
     if isinstance(grid, (tuple, list)):
         if len(grid) == 1:
             return grid_points(grid[0])
         if len(grid) != 2:
             raise ValueError(f"grid: expected 1 or 2 axes, got {len(grid)}")
-        g1 = _as_axis("grid[0]", grid[0], torch.as_tensor(grid[0]).dtype if isinstance(grid[0], torch.Tensor) else torch.float64)
+        g1 = _as_axis("grid[0]", grid[0], dtype_of(grid[0]))
         g2 = _as_axis("grid[1]", grid[1], g1.dtype)
         a, b = torch.meshgrid(g1, g2, indexing="ij")
         return torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
-    g = _as_axis("grid", grid, grid.dtype if isinstance(grid, torch.Tensor) and grid.is_floating_point() else torch.float64)
-    return g[:, None]
+    return _as_axis("grid", grid, dtype_of(grid))[:, None]
 
 
 def cell_volumes(grid) -> torch.Tensor:

@@ -179,7 +179,7 @@ def mlp_gap_figure(ts: np.ndarray, eps_mem: np.ndarray, eps_mlp: np.ndarray, exc
     """
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                         subplot_titles=("noise-prediction error E‖ε̂ − ε‖²",
-                                        "excess error of the net, E‖x̂₀ − x₀‖² − optimum"))
+                                        "excess E‖x̂₀ − x₀‖² of the net over the optimum"))
     fig.update_layout(figure(None, height=400).layout)
     fig.add_trace(compact(go.Scatter(x=ts, y=eps_mem, name="closed form (optimal)", mode="lines",
                                      line=dict(color=PALETTE[0], width=2.5))), row=1, col=1)
