@@ -81,6 +81,23 @@ def test_renderer_emits_plotly_json_and_plotlyjs_free_html():
     assert fig.layout.xaxis.title.text == "x (km)"
 
 
+def test_figures_can_be_glued_without_displaying():
+    # myst_nb.glue formats the object first: that must return the bundle, not display it as a side effect.
+    from IPython.core.formatters import format_display_data
+    plots.init()
+    fig = plots.figure("glued")
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1]))
+    bundle, _ = format_display_data(fig)
+    assert "text/html" in bundle and "application/vnd.plotly.v1+json" in bundle
+
+
+def test_slider_figures_do_not_autoplay():
+    tr = [go.Scatter(x=[0], y=[0])]
+    fig = plots.slider_figure([tr, tr], ["a", "b"])
+    html = pio.renderers["memprior"].to_mimebundle(fig.to_dict())["text/html"]
+    assert "Plotly.animate" not in html
+
+
 def test_alt_text_explicit_or_derived():
     fig = plots.figure("Posterior", "x (km)", "density")
     assert plots.alt_text(fig.to_dict()) == "Interactive figure: Posterior; axes x: x (km), y: density"

@@ -23,7 +23,12 @@ eigenvalue to the power -1.1/2.
 *Index range.*  The paper lists ``i1, i2 in 1..10`` (so ``d = 100``): the
 lowest, nearly constant mode ``i = 0`` is left out.  :class:`KLBasis` follows
 the paper by default (``start=1``) and offers ``start=0`` for the full
-low-frequency set.
+low-frequency set.  The choice matters for localized anomalies: on a 32^2 grid
+the least-squares projection of a centred Gaussian lens (width 15 % of the side)
+misses about 84 % of its perturbation with ``start=1`` and well under 1 % with
+``start=0`` (chapter 7, first exercise).  Every ``phi_i`` vanishes at
+``x1 = 1`` and ``x2 = 1``, so all models of the prior return to ``m_bar`` along
+the right and bottom edges.
 
 *Discretization.*  The unit-square coordinate of node ``(i, j)`` is the cell
 centre ``x1 = (i + 1/2)/nx``, ``x2 = (j + 1/2)/nz``.  With this choice the

@@ -301,6 +301,8 @@ class Helmholtz2D:
         ix = np.clip(np.arange(self.NX) - p, 0, self.nx - 1)
         iz = np.clip(np.arange(self.NZ) - p, 0, self.nz - 1)
         self._pad_index = (ix[:, None] * self.nz + iz[None, :]).ravel()
+        self._pad_adjoint_matrix = sp.csr_matrix((np.ones(self.N), (self._pad_index, np.arange(self.N))),
+                                                 shape=(self.nx * self.nz, self.N))  # E^T
         self._interior = ((np.arange(self.nx)[:, None] + p) * self.NZ + (np.arange(self.nz)[None, :] + p)).ravel()
         self._build_structure()
 
@@ -729,10 +731,7 @@ class Helmholtz2D:
                 for s0 in range(0, ns, s_blk):
                     ss = np.arange(s0, min(ns, s0 + s_blk))
                     H = (fac.w[:, None, None] * U[:, ss][:, :, None] * G[:, None, :])  # [N, s, r]
-                    H = H.reshape(self.N, -1)
-                    Hr = np.empty((self.nx * self.nz, H.shape[1]), dtype=np.complex128)
-                    for c in range(H.shape[1]):
-                        Hr[:, c] = self.pad_adjoint(H[:, c]).ravel()
+                    Hr = self._pad_adjoint_matrix @ H.reshape(self.N, -1)  # E^T, column by column
                     J[ss] = (-om2 * (Hr.T @ Phi)).reshape(len(ss), nr, K)
         out = J.reshape(ns * nr, K)
         if not np.all(np.isfinite(out)):

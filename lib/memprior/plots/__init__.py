@@ -107,6 +107,7 @@ class _BookRenderer(MimetypeRenderer):
             full_html=False,
             config=_CONFIG,
             validate=False,
+            auto_play=False,  # slider figures open on their active frame, not animating
         )
         alt = alt_text(fig_dict).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
         html = f'<div class="memprior-figure" role="img" aria-label="{alt}">{html}</div>'
@@ -148,7 +149,21 @@ def init() -> str:
         return "colab"
     pio.renderers[_TEMPLATE_NAME] = _BookRenderer()
     pio.renderers.default = _TEMPLATE_NAME
+    _display_through_mimebundle()
     return _TEMPLATE_NAME
+
+
+def _display_through_mimebundle() -> None:
+    """Let IPython display figures through ``_repr_mimebundle_`` (and so the default renderer).
+
+    ``BaseFigure._ipython_display_`` shows a figure as a side effect and returns nothing, so
+    ``myst_nb.glue(name, fig, display=False)`` would display the figure in place and glue an empty
+    record.  Without it, IPython asks the figure for its mimebundle, which glue can store.
+    """
+    from plotly.basedatatypes import BaseFigure
+
+    if "_ipython_display_" in vars(BaseFigure):
+        delattr(BaseFigure, "_ipython_display_")
 
 
 def figure(title: str | None = None, xlabel: str | None = None, ylabel: str | None = None,

@@ -84,7 +84,7 @@ def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, v
         fig.update_xaxes(showticklabels=True, title_text="x (km)", row=rows, col=c)
     fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
                                      colorbar=dict(title=colorbar_title)),
-                      height=height or 90 + 210 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
+                      height=height or 70 + 190 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
                       template=_template())
     fig.update_annotations(font_size=11)
     return fig

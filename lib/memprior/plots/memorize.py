@@ -8,6 +8,7 @@ so the kernel-free twins (``twin_*``) and the live apps show the same thing.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from . import PALETTE, compact, figure, slider_figure
 
 __all__ = [
     "STYLE",
+    "glueable",
     "adaptive_grid",
     "bandwidth_panel",
     "bandwidth_base",
@@ -62,6 +64,39 @@ _LL_RANGE = (-6.0, 6.0)
 # Legends sit above the plot area, clear of the axis titles and of the slider below.
 _TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0.5, xanchor="center")
 _BOTTOM_LEGEND = dict(orientation="h", y=-0.3, yanchor="top", x=0.5, xanchor="center")
+
+
+# plotly's HTML export starts the frame animation on page load unless asked not to
+# (``auto_play=True`` by default): a slider twin would then play through every frame and stop
+# on the last one, whatever its ``active`` step.  This pattern removes that call.
+_AUTOPLAY = re.compile(r"\.then\(function\(\)\{\s*Plotly\.animate\('[^']+',\s*null\)\s*\}\)")
+
+
+class _Glueable:
+    """Wrap a plotly figure so that ``myst_nb.glue`` stores its mime bundle instead of displaying it."""
+
+    def __init__(self, fig: go.Figure):
+        self._fig = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = dict(self._fig._repr_mimebundle_())
+        if isinstance(bundle.get("text/html"), str):
+            bundle["text/html"] = _AUTOPLAY.sub("", bundle["text/html"])
+        return bundle
+
+
+def glueable(fig: go.Figure) -> _Glueable:
+    """Prepare a plotly figure for ``myst_nb.glue(name, glueable(fig), display=False)``.
+
+    A plotly ``Figure`` defines ``_ipython_display_``, which IPython prefers over
+    ``_repr_mimebundle_``: ``glue`` would then *display* the figure as a cell output and store
+    nothing, leaving ``{glue:figure}`` empty.  The wrapper exposes only the mime bundle of the
+    current renderer (:func:`memprior.plots.init`), with the HTML's animation auto-play removed
+    so that a slider figure opens on its ``active`` step.
+    """
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    return _Glueable(fig)
 
 
 def _np(t) -> np.ndarray:

@@ -82,13 +82,29 @@ def field_heatmap(a, x, z, *, colorscale=SEQUENTIAL, symmetric: bool = False, zm
                       name=name, hovertemplate="x %{x:.2f} km<br>z %{y:.2f} km<br>%{z:.3g}<extra></extra>")
 
 
+def _sym_range(a: np.ndarray, clip: float | None) -> float:
+    """Half-width of a symmetric colour range: max |a|, or its ``clip`` quantile (robust to spikes)."""
+    if clip is not None and not 0 < clip <= 1:
+        raise ValueError(f"clip: must be a quantile in (0, 1], got {clip}")
+    s = float(np.max(np.abs(a))) if clip is None else float(np.quantile(np.abs(a), clip))
+    return s or 1.0
+
+
 def field_figure(a, x, z, *, title: str = "", colorbar_title: str = "", symmetric: bool = False,
                  colorscale=None, points: Mapping[str, np.ndarray] | None = None, height: int = 420,
-                 width: int | None = 520) -> go.Figure:
-    """One field ``[nx, nz]`` as a heatmap, depth downwards, with optional marker sets {label: [n, 2] km}."""
+                 width: int | None = 520, clip: float | None = None) -> go.Figure:
+    """One field ``[nx, nz]`` as a heatmap, depth downwards, with optional marker sets {label: [n, 2] km}.
+
+    ``clip`` (symmetric fields only) sets the colour range to that quantile of ``|a|``, so that
+    point-source singularities do not wash out the rest of the map (values beyond it saturate).
+    """
     cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
     fig = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=height, width=width)
-    fig.add_trace(field_heatmap(a, x, z, colorscale=cs, symmetric=symmetric, colorbar_title=colorbar_title))
+    if symmetric:
+        r = _sym_range(_check_field("a", a, _np(x), _np(z)), clip)
+        fig.add_trace(field_heatmap(a, x, z, colorscale=cs, zmin=-r, zmax=r, colorbar_title=colorbar_title))
+    else:
+        fig.add_trace(field_heatmap(a, x, z, colorscale=cs, colorbar_title=colorbar_title))
     _add_points(fig, points)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_xaxes(constrain="domain")
@@ -116,8 +132,11 @@ def _add_points(fig, points, row=None, col=None):
 def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title: str = "",
                symmetric: bool = False, shared_scale: bool = True, colorscale=None,
                points: Mapping[str, np.ndarray] | None = None, height: int = 360,
-               width: int | None = None) -> go.Figure:
-    """Several fields side by side (for example true / initial / inverted models)."""
+               width: int | None = None, clip: float | None = None) -> go.Figure:
+    """Several fields side by side (for example true / initial / inverted models).
+
+    ``clip``: for symmetric fields, the colour range is that quantile of ``|a|`` (see :func:`field_figure`).
+    """
     n = len(fields)
     if n == 0 or len(titles) != n:
         raise ValueError(f"titles: need one title per field ({n}), got {len(titles)}")
@@ -128,12 +147,18 @@ def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title:
                       legend=dict(orientation="h", y=-0.18))
     if shared_scale:
         if symmetric:
-            s = max(float(np.max(np.abs(a))) for a in arrs) or 1.0
+            s = max(_sym_range(a, clip) for a in arrs)
             lo, hi = -s, s
         else:
             lo, hi = min(float(a.min()) for a in arrs), max(float(a.max()) for a in arrs)
     for k, a in enumerate(arrs):
-        kw = dict(zmin=lo, zmax=hi) if shared_scale else dict(symmetric=symmetric)
+        if shared_scale:
+            kw = dict(zmin=lo, zmax=hi)
+        elif symmetric:
+            r = _sym_range(a, clip)
+            kw = dict(zmin=-r, zmax=r)
+        else:
+            kw = {}
         fig.add_trace(field_heatmap(a, x, z, colorscale=cs, colorbar_title=colorbar_title,
                                     showscale=(k == n - 1) or not shared_scale, **kw), row=1, col=k + 1)
         _add_points(fig, points, row=1, col=k + 1)
@@ -245,7 +270,8 @@ def data_figure(data, rec_x, *, labels: Sequence[str] | None = None, title: str 
 def misfit_history_figure(values: Mapping[str, Sequence[float]], *, title: str = "",
                           ylabel: str = "misfit Σ|r|²/σ_d²") -> go.Figure:
     """Objective against iteration (log scale), one curve per label."""
-    fig = figure(title=title, xlabel="L-BFGS iteration", ylabel=ylabel, height=340)
+    fig = figure(title=title, xlabel="objective evaluation (line-search trials included)", ylabel=ylabel,
+                 height=340)
     for k, (lab, v) in enumerate(values.items()):
         v = _np(v)
         fig.add_trace(go.Scatter(x=np.arange(len(v)), y=v, name=lab, mode="lines+markers", line=dict(color=color(k))))
