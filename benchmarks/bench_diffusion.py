@@ -40,7 +40,7 @@ def bench_training(steps: int, repeat: int) -> list[dict]:
     sch = dif.Schedule.linear()
     x = torch.randn(20, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     rows = []
-    for hidden, batch in ((64, 64), (128, 128), (256, 256)):
+    for hidden, batch in ((64, 64), (128, 128)):
         res = {}
         for th in (1, 2):
             def run():
@@ -80,7 +80,7 @@ def bench_samplers(n: int, repeat: int) -> list[dict]:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=300, help="training steps per timing")
+    p.add_argument("--steps", type=int, default=150, help="training steps per timing")
     p.add_argument("--samples", type=int, default=256, help="samples per sampler call")
     p.add_argument("--repeat", type=int, default=3)
     a = p.parse_args(argv)

@@ -174,6 +174,24 @@ def test_app_updates_figure_and_controls():
     assert app.widget.children[-1] is app.figure
 
 
+def test_app_without_figurewidget_runs_the_same_callback():
+    import ipywidgets as W
+    x = np.linspace(-1, 1, 5)
+    fig = go.Figure(go.Scatter(x=x, y=x))
+
+    def update(f, a):
+        f.data[0].y = a * x
+
+    app = widgets.App({"a": W.FloatSlider(value=1.0)}, fig, update, live=False)
+    assert type(app.figure) is go.Figure
+    app.update(a=3.0)
+    np.testing.assert_allclose(app.figure.data[0].y, 3 * x)
+    with pytest.raises(TypeError, match="live: this app was built with live=False"):
+        app.widget
+    with pytest.raises(TypeError, match="live: expected True or False"):
+        widgets.App({"a": W.FloatSlider()}, fig, update, live="no")
+
+
 def test_app_bad_input_and_latencies():
     app, _ = _parabola_app()
     with pytest.raises(ValueError, match=r"values: unknown control\(s\) \['c'\]"):

@@ -244,3 +244,26 @@ def test_curve_best_validates_which():
         cur.best("heldout")
     with pytest.raises(ValueError, match="which"):
         cur.best("median")
+
+
+def test_mixture_log_prob_validates_and_handles_extremes():
+    means = torch.tensor([[0.0], [1.0]], dtype=D64)
+    logw = torch.log(torch.tensor([0.5, 0.5], dtype=D64))
+    x = torch.tensor([[0.0], [1e3]], dtype=D64)
+    out = mle.mixture_log_prob(x, means, logw, 1e-4)
+    assert torch.isfinite(out).all() and out[1] < -1e12
+    # a zero weight (log weight -inf) is allowed
+    out0 = mle.mixture_log_prob(x, means, torch.tensor([0.0, -math.inf], dtype=D64), 0.5)
+    torch.testing.assert_close(out0, torch.distributions.Normal(0.0, 0.5).log_prob(x[:, 0]).to(D64))
+    # differentiable in a tensor width
+    s = torch.tensor(0.7, dtype=D64, requires_grad=True)
+    mle.mixture_log_prob(x[:1], means, logw, s).sum().backward()
+    assert s.grad is not None and torch.isfinite(s.grad)
+    with pytest.raises(ValueError, match="log_weights"):
+        mle.mixture_log_prob(x, means, logw[:1], 0.5)
+    with pytest.raises(ValueError, match="log_weights"):
+        mle.mixture_log_prob(x, means, torch.tensor([0.0, float("nan")], dtype=D64), 0.5)
+    with pytest.raises(ValueError, match="sigma"):
+        mle.mixture_log_prob(x, means, logw, 0.0)
+    with pytest.raises(ValueError, match="x"):
+        mle.mixture_log_prob(torch.zeros(2, 3, dtype=D64), means, logw, 0.5)

@@ -381,3 +381,19 @@ def test_greens_function_error_matches_local_reference():
     assert abs(greens_function_error(10, order=2) - greens_error(10, order=2)) < 1e-12
     with pytest.raises(ValueError, match="ppw"):
         greens_function_error(3.0)
+
+
+def test_blas_threads_pins_and_restores():
+    from memprior import wave as W
+    libs = W._openblas_libraries()
+    if W._threadpool_limits is None and not libs:
+        pytest.skip("no threadpoolctl and no OpenBLAS found in this process")
+    if W._threadpool_limits is None:
+        before = [get() for get, _ in libs]
+        with W.blas_threads(1):
+            assert all(get() == 1 for get, _ in libs)
+            with W.blas_threads(1):  # nesting is harmless
+                pass
+        assert [get() for get, _ in libs] == before
+    with W.blas_threads(None):  # None leaves the pools alone
+        pass

@@ -135,7 +135,7 @@ class FWIConfig:
         """The paper's settings (Siahkoohi & Sabeddu 2026).
 
         ``grid=64``: 64^2, dx = 2/64 km, 10 PML cells, 4 Hz, 5 sources / 40 receivers
-        (pass ``n_src=50, n_rec=... `` for the denser variant).  ``grid=200``: 200^2,
+        (pass ``n_src=50, n_rec=200`` for the denser variant).  ``grid=200``: 200^2,
         dx = 10 m, 30 PML cells, 6 Hz, 15 sources / 196 receivers.  Both use N in
         {50, 200, 1000} and 200 diffusion steps; ``**kw`` overrides any field.
         """
@@ -604,6 +604,8 @@ class RecordingDenoiser:
         self.record_x0: dict[int, torch.Tensor] = {}
 
     def __getattr__(self, name):
+        if name in ("inner", "record", "record_x0"):  # not set yet (e.g. during copying)
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def denoise(self, x_t, t):

@@ -155,6 +155,11 @@ def _ddpm_coefs(a_t: torch.Tensor, a_s: torch.Tensor):
     return float(cx), float(c0), float(var.clamp(min=0.0))
 
 
+def _maybe_progress(items: list, desc: str, show: bool):
+    """A progress bar over ``items`` (silent in the built book), or the plain list when ``show`` is False."""
+    return progress(items, desc=desc, total=len(items)) if show else items
+
+
 def _randn(shape, generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=_F64)
 
@@ -438,7 +443,7 @@ def _denoise(denoiser, x: torch.Tensor, t: int) -> torch.Tensor:
 
 def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, n: int, zeta: float = 1.0,
                generator: torch.Generator | None = None, *, rule: str = "chung", x_T=None,
-               steps: int | None = None, return_info: bool = False):
+               steps: int | None = None, return_info: bool = False, show_progress: bool = True):
     """Diffusion posterior sampling (DPS) of Chung et al. (2023).
 
     At each visited level ``t`` (next level ``s``):
@@ -478,6 +483,8 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
         Also return ``{"x0_hat": Tensor[n, d]`` (denoiser output at the last level),
         ``"residual": Tensor[S, n]`` (``||r||`` per level), ``"step": Tensor[S, n]``
         (length of each guidance step)``}``.
+    show_progress : bool
+        Show a progress bar over the levels (never in the built book).
 
     Returns
     -------
@@ -496,7 +503,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     res_hist, step_hist = [], []
     x0 = x
-    for t, a_t, a_s in progress(_pairs(schedule, ts), desc="DPS", total=len(ts)):
+    for t, a_t, a_s in _maybe_progress(_pairs(schedule, ts), "DPS", show_progress):
         cx, c0, var = _ddpm_coefs(a_t, a_s)
         xr = x.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -530,7 +537,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
 # ============================================================================ the paper's variant
 def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: int, eta: float = 0.05,
                           generator: torch.Generator | None = None, *, x_T=None, steps: int | None = None,
-                          return_info: bool = False):
+                          return_info: bool = False, show_progress: bool = True):
     """The normalized-gradient DPS variant of the paper (Siahkoohi & Sabeddu 2026).
 
     At each visited level ``t`` (next level ``s``, with :math:`\\bar\\alpha_s = 1` after the last):
@@ -562,6 +569,8 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
         Visit only ``steps`` evenly spaced levels.
     return_info : bool
         Also return ``{"x0_hat": Tensor[n, d]}``, the denoiser output at the last level.
+    show_progress : bool
+        Show a progress bar over the levels (never in the built book).
 
     Returns
     -------
@@ -576,7 +585,7 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     ts = _timesteps(schedule, steps)
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     x0 = x
-    for t, a_t, a_s in progress(_pairs(schedule, ts), desc="DPS (normalized)", total=len(ts)):
+    for t, a_t, a_s in _maybe_progress(_pairs(schedule, ts), "DPS (normalized)", show_progress):
         with torch.no_grad():
             x0 = _denoise(denoiser, x, t)
         e = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
@@ -613,7 +622,7 @@ def _systematic_resample(logw: torch.Tensor, generator) -> torch.Tensor:
 
 def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n: int, n_particles: int = 16,
                generator: torch.Generator | None = None, *, kernel: str = "mixture", ess_threshold: float = 0.5,
-               steps: int | None = None, return_info: bool = False):
+               steps: int | None = None, return_info: bool = False, show_progress: bool = True):
     """Sequential Monte Carlo with twisting (the twisted diffusion sampler of Wu et al. 2023).
 
     ``n`` independent particle systems of ``n_particles`` particles each run the reverse
@@ -660,6 +669,8 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
         :math:`\\log p(y)`), ``"ess": Tensor[S, n]`` (ESS fraction after each step),
         ``"n_resample": LongTensor[n]``, ``"index": LongTensor[n]`` (training index of each
         sample, ``kernel="mixture"`` only; ``-1`` otherwise)``}``.
+    show_progress : bool
+        Show a progress bar over the levels (never in the built book).
 
     Returns
     -------
@@ -722,7 +733,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
             n_res = n_res + need.long()
         return x, lt, g, lg, x0, logw, n_res, ess
 
-    for i, (t, a_t, a_s) in enumerate(progress(pairs, desc="SMC", total=len(pairs))):
+    for i, (t, a_t, a_s) in enumerate(_maybe_progress(pairs, "SMC", show_progress)):
         x, lt, g, lg, x0, logw, n_res, ess = maybe_resample(x, lt, g, lg, x0, logw, n_res)
         cx, c0, var = _ddpm_coefs(a_t, a_s)
         last = i == len(pairs) - 1

@@ -44,15 +44,15 @@ D1D2_THRESHOLD = 1.0 / 3.0
 _CHUNK = 4096
 
 
-def _pair(samples, x_train):
-    s = as_tensor("samples", samples, ndim=2)
+def _pair(samples, x_train, name: str = "samples"):
+    s = as_tensor(name, samples, ndim=2)
     x = as_tensor("x_train", x_train, ndim=2)
     if s.shape[0] < 1:
-        raise ValueError(f"samples: need at least one row, got shape {list(s.shape)}")
+        raise ValueError(f"{name}: need at least one row, got shape {list(s.shape)}")
     if x.shape[0] < 2:
         raise ValueError(f"x_train: need N >= 2 training points for a neighbour ratio, got N = {x.shape[0]}")
     if s.shape[1] != x.shape[1]:
-        raise ValueError(f"samples: expected shape [B, {x.shape[1]}] (d of x_train), got {list(s.shape)}")
+        raise ValueError(f"{name}: expected shape [B, {x.shape[1]}] (d of x_train), got {list(s.shape)}")
     return s.to(torch.float64), x.to(torch.float64)
 
 
@@ -217,9 +217,12 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None, n_pa
     """
     s, x = _pair(samples, x_train)
     n_pairs = check_int("n_pairs", n_pairs, low=1)
+    if image_shape is not None:
+        if len(image_shape) != 2 or int(image_shape[0]) * int(image_shape[1]) != s.shape[1]:
+            raise ValueError(f"image_shape: need (h, w) with h * w = d = {s.shape[1]}, got {tuple(image_shape)}")
     sets = [("generated", s)]
     if fresh is not None:
-        f, _ = _pair(fresh, x)
+        f, _ = _pair(fresh, x, name="fresh")
         sets.append(("fresh (null)", f))
     rows, scores = [], {}
     for name, z in sets:

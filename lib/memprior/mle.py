@@ -375,14 +375,32 @@ def mixture_log_prob(x, means, log_weights, sigma) -> torch.Tensor:
     Returns
     -------
     Tensor ``[B]``
-        Differentiable in ``means``, ``log_weights`` and ``sigma``.
+        Differentiable in ``means``, ``log_weights`` and ``sigma`` (when they are tensors).
     """
+    mu = _points("means", means)
+    xe = _points("x", x, dim=mu.shape[1]).to(mu.dtype)
+    lw = as_tensor("log_weights", log_weights, finite=False).to(mu.dtype)
+    if lw.shape != (mu.shape[0],):
+        raise ValueError(f"log_weights: expected shape [{mu.shape[0]}] (one per mean), got {list(lw.shape)}")
+    if torch.isnan(lw).any() or not (lw < math.inf).all():
+        raise ValueError("log_weights: entries must be in [-inf, inf) (no NaN, no +inf)")
+    if isinstance(sigma, torch.Tensor):
+        if sigma.numel() != 1:
+            raise ValueError(f"sigma: expected a single number, got shape {list(sigma.shape)}")
+        check_positive("sigma", float(sigma.detach()))
+        sig = sigma.reshape(()).to(mu.dtype)
+    else:
+        sig = torch.as_tensor(check_positive("sigma", sigma), dtype=mu.dtype)
+    return _mixture_log_prob(xe, mu, lw, sig)
+
+
+def _mixture_log_prob(x: torch.Tensor, means: torch.Tensor, log_weights: torch.Tensor,
+                      sigma: torch.Tensor) -> torch.Tensor:
     from .mixture import pairwise_sq_dists
 
     d = means.shape[-1]
-    sig = sigma if isinstance(sigma, torch.Tensor) else torch.as_tensor(float(sigma), dtype=means.dtype)
     d2 = pairwise_sq_dists(x, means)
-    logk = -0.5 * d2 / sig**2 - d * torch.log(sig) - 0.5 * d * math.log(2 * math.pi)
+    logk = -0.5 * d2 / sigma**2 - d * torch.log(sigma) - 0.5 * d * math.log(2 * math.pi)
     return torch.logsumexp(logk + log_weights[None, :], dim=1)
 
 
@@ -417,8 +435,7 @@ class FlexibleFit:
 
     def log_prob(self, x) -> torch.Tensor:
         """Log-density of the learned mixture at ``x [B, d]``; returns ``[B]``."""
-        xe = _points("x", x, dim=self.means.shape[1]).to(self.means.dtype)
-        return mixture_log_prob(xe, self.means, torch.log(self.weights), self.sigma)
+        return mixture_log_prob(x, self.means, torch.log(self.weights), self.sigma)
 
     def mass_per_example(self) -> torch.Tensor:
         """Total weight of the components whose nearest training example is ``x_n``; ``[N]``.
@@ -437,7 +454,8 @@ def _mass_per_example(means, weights, x_train) -> torch.Tensor:
 
 
 def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int = 2000, lr: float = 0.02,
-                         lr_final: float | None = None, sigma_init: float | None = None, learn_weights: bool = True, x_test=None,
+                         lr_final: float | None = None, sigma_init: float | None = None,
+                         learn_weights: bool = True, x_test=None,
                          record_every: int = 50, seed: int = 0) -> FlexibleFit:
     """Train a flexible Gaussian mixture by maximum likelihood (gradient ascent).
 
@@ -528,7 +546,7 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
             hist["sigma"].append(float(s))
             hist["train_ll"].append(train_ll)
             if xe is not None:
-                hist["test_ll"].append(float(mixture_log_prob(xe, means, logw, s).mean()))
+                hist["test_ll"].append(float(_mixture_log_prob(xe, means, logw, s).mean()))
             hist["max_gap"].append(float(pairwise_sq_dists(xt, means).min(dim=1).values.max().sqrt()))
             mass = _mass_per_example(means, w, xt)
             hist["mass_error"].append(float((mass - 1.0 / n).abs().max()))
@@ -537,7 +555,7 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
 
     for step in range(steps + 1):
         logw = torch.log_softmax(logits, 0)
-        ll = mixture_log_prob(xt, means, logw, log_s.exp()).mean()
+        ll = _mixture_log_prob(xt, means, logw, log_s.exp()).mean()
         if step % record_every == 0 or step == steps:
             record(step, float(ll.detach()))
         if step == steps:

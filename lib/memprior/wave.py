@@ -37,10 +37,11 @@ fourth-order accurate in the interior and stays symmetric with the variable PML 
 
 Threads
 -------
-Sparse factorizations and solves run in scipy's SuperLU.  Dense BLAS work (the Jacobian
-contractions) is limited to ``threads`` threads through ``threadpoolctl`` when it is
-installed; otherwise set ``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``) before importing
-numpy for predictable timings.
+Sparse factorizations and solves run in scipy's SuperLU, which calls OpenBLAS for its dense
+kernels.  Every factorization, solve and dense contraction runs with at most ``threads`` BLAS
+threads (default 1): through ``threadpoolctl`` when it is installed, otherwise through the thread
+setters of the OpenBLAS libraries that numpy and scipy load (see :func:`blas_threads`).  On a
+busy 2-core machine, unpinned OpenBLAS threads made the factorizations several times slower.
 """
 from __future__ import annotations
 
@@ -68,11 +69,69 @@ except ImportError:  # pragma: no cover - depends on the environment
 _PERMC_SPECS = ("MMD_AT_PLUS_A", "COLAMD", "MMD_ATA", "NATURAL")
 
 
+_OPENBLAS_API = (("openblas_get_num_threads", "openblas_set_num_threads"),
+                 ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+                 ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                 ("openblas_get_num_threads64_", "openblas_set_num_threads64_"))
+_openblas_cache: list | None = None
+
+
+def _openblas_libraries() -> list:
+    """(get, set) thread functions of every OpenBLAS loaded in this process (Linux; else empty).
+
+    A small fallback for threadpoolctl: scipy and numpy wheels each bundle an OpenBLAS, and
+    SuperLU calls scipy's.  On a busy 2-core machine, two BLAS threads per process make the
+    sparse factorization several times slower than one.
+    """
+    global _openblas_cache
+    if _openblas_cache is None:
+        import ctypes
+
+        found = []
+        try:
+            with open("/proc/self/maps") as fh:
+                paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.lower() and ".so" in ln})
+        except OSError:
+            paths = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get, put in _OPENBLAS_API:
+                if hasattr(lib, get) and hasattr(lib, put):
+                    found.append((getattr(lib, get), getattr(lib, put)))
+                    break
+        _openblas_cache = found
+    return _openblas_cache
+
+
+@contextlib.contextmanager
+def _openblas_limit(n: int):
+    libs = _openblas_libraries()
+    old = [int(get()) for get, _ in libs]
+    for _, put in libs:
+        put(int(n))
+    try:
+        yield
+    finally:
+        for (_, put), k in zip(libs, old):
+            put(k)
+
+
 def blas_threads(n: int | None):
-    """Context manager limiting BLAS threads to ``n`` (a no-op if threadpoolctl is absent or n is None)."""
-    if n is None or _threadpool_limits is None:
+    """Context manager limiting BLAS threads to ``n`` for the duration of a block.
+
+    Uses threadpoolctl when it is installed, otherwise the thread setters of the OpenBLAS
+    libraries loaded by numpy and scipy (found on Linux through ``/proc/self/maps``); elsewhere
+    it is a no-op (set ``OPENBLAS_NUM_THREADS`` before starting Python).  ``n=None`` leaves the
+    pools alone.
+    """
+    if n is None:
         return contextlib.nullcontext()
-    return _threadpool_limits(limits=int(n), user_api="blas")
+    if _threadpool_limits is not None:
+        return _threadpool_limits(limits=int(n), user_api="blas")
+    return _openblas_limit(int(n))
 
 
 def greens_function_2d(r, k: float):
@@ -218,10 +277,11 @@ class Acquisition:
 class _Factor:
     """One LU factorization of A(m, ω) and what is needed to reuse it."""
 
-    __slots__ = ("lu", "omega", "freq", "w", "shape")
+    __slots__ = ("lu", "omega", "freq", "w", "shape", "threads")
 
-    def __init__(self, lu, omega, freq, w, shape):
+    def __init__(self, lu, omega, freq, w, shape, threads=None):
         self.lu, self.omega, self.freq, self.w, self.shape = lu, omega, freq, w, shape
+        self.threads = threads
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """Solve A x = rhs (multi-RHS: rhs is [N] or [N, k]).
@@ -231,13 +291,20 @@ class _Factor:
         """
         b = np.ascontiguousarray(rhs, dtype=np.complex128) if rhs.ndim == 1 else \
             np.asfortranarray(rhs, dtype=np.complex128)
-        return self.lu.solve(b, trans="T")
+        with blas_threads(self.threads):
+            return self.lu.solve(b, trans="T")
 
     def solve_adjoint(self, rhs: np.ndarray) -> np.ndarray:
         """Solve A^H x = rhs with the same factors: x = conj(A^{-T} conj(rhs))."""
+        x = self.solve_adjoint_conj(rhs)
+        return np.conj(x, out=x)
+
+    def solve_adjoint_conj(self, rhs: np.ndarray) -> np.ndarray:
+        """conj(x) for A^H x = rhs, that is A^{-T} conj(rhs): one solve, no extra copies."""
         b = np.conj(rhs)
         b = np.ascontiguousarray(b) if b.ndim == 1 else np.asfortranarray(b)
-        return np.conj(self.lu.solve(b, trans="T"))
+        with blas_threads(self.threads):
+            return self.lu.solve(b, trans="T")
 
 
 class Helmholtz2D:
@@ -536,7 +603,7 @@ class Helmholtz2D:
         with blas_threads(self.threads):
             lu = spla.splu(A, permc_spec=self.permc_spec, **self._lu_options())
         self.n_factorizations += 1
-        fac = _Factor(lu, omega, f, w, (self.NX, self.NZ))
+        fac = _Factor(lu, omega, f, w, (self.NX, self.NZ), self.threads)
         self._cache[key] = fac
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -548,9 +615,11 @@ class Helmholtz2D:
 
     # ------------------------------------------------------------- internals
     def _source_rhs(self, pts: np.ndarray) -> np.ndarray:
-        """Right-hand sides −s for point sources of unit strength: dense [N, n_src]."""
-        P = self._interp_matrix(pts)
-        return -(P.T.toarray()) / self.dx ** 2
+        """Right-hand sides −s for point sources of unit strength: dense [N, n_src], Fortran order."""
+        P = self._interp_matrix(pts).tocoo()
+        F = np.zeros((self.N, pts.shape[0]), dtype=np.complex128, order="F")
+        np.add.at(F, (P.col, P.row), -P.data / self.dx ** 2)
+        return F
 
     def _fields(self, fac: _Factor, acq: Acquisition) -> np.ndarray:
         with blas_threads(self.threads):
@@ -615,8 +684,9 @@ class Helmholtz2D:
         """g with g·δm = Re Σ conj(dd) (J δm): one multi-RHS adjoint solve with the same factors."""
         Pr = self._interp_matrix(acq.receivers)
         with blas_threads(self.threads):
-            lam = fac.solve_adjoint(np.asarray(Pr.T @ dd.T))  # A^H λ_s = P_r^T dd_s, [N, n_src]
-            g_ext = -fac.omega ** 2 * np.real(fac.w * np.einsum("ns,ns->n", np.conj(lam), U))
+            # conj(λ_s) with A^H λ_s = P_r^T dd_s, [N, n_src]: the same factors, trans="T"
+            lam_bar = fac.solve_adjoint_conj(np.asarray(Pr.T @ dd.T))
+            g_ext = -fac.omega ** 2 * np.real(fac.w * np.einsum("ns,ns->n", lam_bar, U))
         return self.pad_adjoint(g_ext)
 
     def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:

@@ -121,8 +121,11 @@ def noising_twin(den, levels: Sequence[int], grid: np.ndarray) -> go.Figure:
     labels = [f"{int(t)}" for t in levels]
     titles = [f"t = {int(t)}: ᾱ_t = {float(sch.alpha_bar[int(t)]):.3f}, noise std {sch.std(int(t)):.3f}"
               for t in levels]
-    return slider_figure(frames, labels, slider_prefix="step t = ", base=base, frame_titles=titles,
-                         active=len(levels) - 1)
+    fig = slider_figure(frames, labels, slider_prefix="step t = ", base=base, frame_titles=titles,
+                        active=len(levels) - 1)
+    fig.layout.sliders[0].pad.t = 75  # clear of the x-axis titles
+    fig.update_layout(height=440)
+    return fig
 
 
 def frequency_figure(counts: Mapping[str, np.ndarray], n_samples: int) -> go.Figure:
@@ -214,7 +217,7 @@ def memorization_figure(steps: Sequence[int], ns: Sequence[int], frac: Mapping[s
             fig.add_trace(go.Scatter(x=[steps[0], steps[-1]], y=[null[m][i]] * 2, mode="lines",
                                      name=f"null, N = {n}", legendgroup=f"n{n}", showlegend=False,
                                      line=dict(color=color(i), dash="dot")), row=1, col=j + 1)
-        fig.update_xaxes(type="log", title_text="training steps", row=1, col=j + 1)
+        fig.update_xaxes(type="log", title_text="training steps", tickvals=list(steps), row=1, col=j + 1)
     fig.update_yaxes(title_text="fraction flagged as memorized", range=[0, 1.05], row=1, col=1)
     return fig
 

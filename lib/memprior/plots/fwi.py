@@ -104,16 +104,23 @@ def fig_misfits(misfits: Mapping[str, object], lookup_best: float, truth: float,
         The true model's misfit per datum (about 1).
     """
     fig = figure(title=title, xlabel="sampler", ylabel="misfit per datum (1 = noise level)", height=height)
-    for k, (name, v) in enumerate(misfits.items()):
-        v = _np(v)
-        fig.add_trace(go.Box(y=v, name=name, boxpoints="all", jitter=0.4, pointpos=0,
-                             marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]), size=7),
-                             line=dict(width=1), fillcolor="rgba(0,0,0,0)", showlegend=False))
-    fig.add_hline(y=lookup_best, line=dict(color=STYLE["exact"], dash="dash"),
-                  annotation_text="best training model", annotation_position="top left")
-    fig.add_hline(y=truth, line=dict(color=PALETTE[7], dash="dot"),
-                  annotation_text="true model", annotation_position="bottom left")
+    names = list(misfits)
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(names):
+        v = _np(misfits[name])
+        x = k + 0.25 * (rng.random(v.size) - 0.5)
+        fig.add_trace(go.Scatter(x=x.astype(np.float32), y=v.astype(np.float32), mode="markers", name=name,
+                                 marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]), size=8,
+                                             line=dict(width=0.5, color="white")), showlegend=False,
+                                 hovertemplate=f"{name}<br>misfit/datum %{{y:.1f}}<extra></extra>"))
+    span = [-0.5, len(names) - 0.5]
+    fig.add_trace(go.Scatter(x=span, y=[lookup_best] * 2, mode="lines", name="best training model (exact posterior)",
+                             line=dict(color=STYLE["exact"], dash="dash")))
+    fig.add_trace(go.Scatter(x=span, y=[truth] * 2, mode="lines", name="true model",
+                             line=dict(color=PALETTE[7], dash="dot")))
+    fig.update_xaxes(tickvals=list(range(len(names))), ticktext=names, range=span)
     fig.update_yaxes(type="log")
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -151,8 +158,8 @@ def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]]
     Right: how far the top component's mean moves from its training model, and its
     posterior standard deviation, both in z-scored units.
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("effective components exp(H)",
-                                                        "top component (z-scored units)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("effective components",
+                                                        "dominant component"), horizontal_spacing=0.14)
     s = np.asarray(sigmas, dtype=float)
     for k, (name, v) in enumerate(exp_h.items()):
         fig.add_trace(go.Scatter(x=s, y=_np(v), mode="lines+markers", name=name,
@@ -163,10 +170,11 @@ def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]]
                              line=dict(color=PALETTE[5])), row=1, col=2)
     fig.add_trace(go.Scatter(x=s, y=s, mode="lines", name="prior std sigma", line=dict(color="#888", dash="dot")),
                   row=1, col=2)
-    fig.update_xaxes(type="log", title_text="prior bandwidth sigma (z-scored units)")
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(type="log", title_text="σ (z-scored units)")
+    fig.update_yaxes(type="log", title_text="z-scored units", row=1, col=2)
     fig.update_yaxes(title_text="exp(H)", row=1, col=1)
-    fig.update_layout(height=height, title=title, template=_template())
+    fig.update_layout(height=height + 60, title=title, template=_template(),
+                      legend=dict(orientation="h", y=-0.3, x=0))
     return fig
 
 
@@ -188,7 +196,8 @@ def fig_memorization(sizes: Sequence[int], rows: Mapping[str, Sequence[tuple[flo
         fig.add_trace(go.Bar(x=lab, y=f, name=name, error_y=dict(type="data", array=se, visible=True),
                              marker=dict(color=PALETTE[k % len(PALETTE)],
                                          pattern=dict(shape="/" if null else ""))))
-    fig.update_layout(barmode="group", yaxis=dict(range=[0, 1.08]))
+    fig.update_layout(barmode="group", yaxis=dict(range=[0, 1.08]), xaxis=dict(type="category"),
+                      legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
 
@@ -199,7 +208,7 @@ def fig_mlp(labels: Sequence[str], rows: Mapping[str, Sequence[float]], title: s
     for k, (name, vals) in enumerate(rows.items()):
         fig.add_trace(go.Bar(x=list(labels), y=_np(vals), name=name,
                              marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]))))
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
 
@@ -226,7 +235,7 @@ def ratio_traces(r_samples, r_null, bins: np.ndarray) -> list:
     return out
 
 
-def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int = 420) -> go.Figure:
+def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int = 520) -> go.Figure:
     """Kernel-free slider over N: the lookup's sorted misfits and the memorization ratio against its null.
 
     Parameters
@@ -244,7 +253,8 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
     base.update_yaxes(title_text="fraction", row=1, col=2)
     base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
     base.update_layout(height=height, barmode="overlay", template=_template(),
-                       legend=dict(orientation="h", y=-0.25))
+                       legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=110, b=60, l=70, r=20),
+                       title=dict(y=0.98, font=dict(size=14)))
     fr, labels, titles = [], [], []
     for N, d in frames.items():
         fr.append(lookup_traces(d["nll_per_datum"]) + ratio_traces(d["r"], d["null_r"], bins))
@@ -252,6 +262,7 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
         titles.append(f"N = {N}: exp(H) = {d['exp_h']:.3f}, best misfit per datum = "
                       f"{float(np.min(_np(d['nll_per_datum']))):.0f}")
     fig = slider_figure(fr, labels, slider_prefix="training-set size: ", base=base, frame_titles=titles)
+    fig.update_layout(sliders=[dict(fig.layout.sliders[0].to_plotly_json(), pad=dict(t=95, b=10), y=0)])
     return fig
 
 
@@ -269,7 +280,10 @@ def html_table(rows: Sequence[Mapping[str, object]], precision: int = 3):
 
     def fmt(v):
         if isinstance(v, (float, np.floating)):
-            return f"{float(v):.{precision}g}"
+            v = float(v)
+            if abs(v) >= 10 ** precision:
+                return f"{v:,.0f}"
+            return f"{v:.{precision}g}"
         return escape(str(v))
 
     head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)

@@ -8,7 +8,6 @@ so the kernel-free twins (``twin_*``) and the live apps show the same thing.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -20,11 +19,10 @@ from .. import mle
 from .. import posterior as P
 from .._checks import as_tensor, check_int, check_positive
 from ..mixture import GaussianMixturePrior
-from . import PALETTE, compact, figure, slider_figure
+from . import PALETTE, figure, slider_figure
 
 __all__ = [
     "STYLE",
-    "glueable",
     "adaptive_grid",
     "bandwidth_panel",
     "bandwidth_base",
@@ -39,6 +37,7 @@ __all__ = [
     "lookup_panel",
     "lookup_base",
     "lookup_traces",
+    "weight_marker_size",
     "twin_lookup",
     "fig_lookup_limit",
     "fig_effective_components",
@@ -63,40 +62,17 @@ _LLAB = "mean log-likelihood (nats per example)"
 _LL_RANGE = (-6.0, 6.0)
 # Legends sit above the plot area, clear of the axis titles and of the slider below.
 _TOP_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0.5, xanchor="center")
+# Frame titles sit top left, in the body font size, clear of the mode bar on the right.
+_TITLE = dict(y=0.98, yanchor="top", x=0.0, xanchor="left", xref="paper", font=dict(size=13))
 _BOTTOM_LEGEND = dict(orientation="h", y=-0.3, yanchor="top", x=0.5, xanchor="center")
 
 
-# plotly's HTML export starts the frame animation on page load unless asked not to
-# (``auto_play=True`` by default): a slider twin would then play through every frame and stop
-# on the last one, whatever its ``active`` step.  This pattern removes that call.
-_AUTOPLAY = re.compile(r"\.then\(function\(\)\{\s*Plotly\.animate\('[^']+',\s*null\)\s*\}\)")
-
-
-class _Glueable:
-    """Wrap a plotly figure so that ``myst_nb.glue`` stores its mime bundle instead of displaying it."""
-
-    def __init__(self, fig: go.Figure):
-        self._fig = fig
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = dict(self._fig._repr_mimebundle_())
-        if isinstance(bundle.get("text/html"), str):
-            bundle["text/html"] = _AUTOPLAY.sub("", bundle["text/html"])
-        return bundle
-
-
-def glueable(fig: go.Figure) -> _Glueable:
-    """Prepare a plotly figure for ``myst_nb.glue(name, glueable(fig), display=False)``.
-
-    A plotly ``Figure`` defines ``_ipython_display_``, which IPython prefers over
-    ``_repr_mimebundle_``: ``glue`` would then *display* the figure as a cell output and store
-    nothing, leaving ``{glue:figure}`` empty.  The wrapper exposes only the mime bundle of the
-    current renderer (:func:`memprior.plots.init`), with the HTML's animation auto-play removed
-    so that a slider figure opens on its ``active`` step.
-    """
-    if not isinstance(fig, go.Figure):
-        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
-    return _Glueable(fig)
+def _slider_below_axis_titles(fig: go.Figure, pad_t: int = 75) -> go.Figure:
+    """Move a slider figure's slider down so that its label clears the x-axis titles."""
+    if fig.layout.sliders:
+        fig.layout.sliders[0].pad = dict(t=pad_t, b=10)
+        fig.update_layout(margin=dict(b=max(40, (fig.layout.margin.b or 0))))
+    return fig
 
 
 def _np(t) -> np.ndarray:
@@ -129,7 +105,8 @@ def adaptive_grid(lo: float, hi: float, centres, sigma: float, n_uniform: int = 
 
     Returns
     -------
-    numpy.ndarray ``[G]``, sorted, inside ``[lo, hi]``.
+    numpy.ndarray ``[G]``, sorted, inside ``[lo, hi]``.  Only the uniform nodes when ``sigma`` is
+    at least three uniform spacings.
     """
     lo, hi = float(lo), float(hi)
     if not np.isfinite(lo) or not np.isfinite(hi) or not lo < hi:
@@ -138,8 +115,11 @@ def adaptive_grid(lo: float, hi: float, centres, sigma: float, n_uniform: int = 
     n_uniform = check_int("n_uniform", n_uniform, low=2)
     n_local = check_int("n_local", n_local, low=3)
     c = _np(centres).reshape(-1)
+    uniform = np.linspace(lo, hi, n_uniform)
+    if sigma > 3.0 * (hi - lo) / (n_uniform - 1):  # the uniform nodes already resolve the bumps
+        return uniform
     local = (c[:, None] + sigma * np.linspace(-4.0, 4.0, n_local)[None, :]).ravel()
-    g = np.concatenate([np.linspace(lo, hi, n_uniform), c, local])
+    g = np.concatenate([uniform, c, local])
     g = np.unique(g[(g >= lo) & (g <= hi)])
     return g
 
@@ -174,7 +154,8 @@ def bandwidth_panel(x_train, sigma: float, curve: mle.BandwidthCurve, lo: float 
     sigma = check_positive("sigma", sigma)
     if not isinstance(curve, mle.BandwidthCurve) or curve.heldout is None:
         raise TypeError("curve: expected a memprior.mle.BandwidthCurve with held-out values")
-    g = adaptive_grid(lo, hi, _np(xt[:, 0]), sigma) if grid is None else _np(as_tensor("grid", grid)).reshape(-1)
+    g = (adaptive_grid(lo, hi, _np(xt[:, 0]), sigma, n_local=9) if grid is None
+         else _np(as_tensor("grid", grid)).reshape(-1))
     gt = torch.as_tensor(g, dtype=xt.dtype)[:, None]
     kde = GaussianMixturePrior(xt, sigma)
     ref = mle.reference_density(xt.dtype)
@@ -188,12 +169,12 @@ def bandwidth_panel(x_train, sigma: float, curve: mle.BandwidthCurve, lo: float 
 
 def bandwidth_base(title: str | None = None, dens_max: float = 1.2) -> go.Figure:
     """Two-panel layout of the bandwidth view: density (left), log-likelihood against sigma (right)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16)
     fig.update_xaxes(title_text=_XLAB, row=1, col=1)
     fig.update_yaxes(title_text="density (per unit x)", range=[0, dens_max], row=1, col=1)
     fig.update_xaxes(title_text=_SLAB, type="log", row=1, col=2)
-    fig.update_yaxes(title_text=_LLAB, range=list(_LL_RANGE), row=1, col=2)
-    fig.update_layout(template=_template(), height=470, title=dict(text=title, y=0.98, yanchor="top"),
+    fig.update_yaxes(title_text="ℓ (nats per example)", range=list(_LL_RANGE), row=1, col=2)
+    fig.update_layout(template=_template(), height=470, title=_TITLE | dict(text=title),
                       legend=_TOP_LEGEND, margin=dict(l=60, r=20, t=105, b=40))
     return fig
 
@@ -203,7 +184,8 @@ def bandwidth_traces(pan: dict, legend: bool = True) -> list:
     st = STYLE
     return [
         go.Scatter(x=pan["x"], y=pan["kde"], mode="lines", name=f"p<sub>σ</sub>, N = {len(pan['x_train'])}",
-                   line=dict(color=st["model"]["color"], width=2, simplify=False), xaxis="x", yaxis="y", showlegend=legend,
+                   line=dict(color=st["model"]["color"], width=2, simplify=False), xaxis="x", yaxis="y",
+                   showlegend=legend,
                    hovertemplate="x = %{x:.3f}<br>p = %{y:.3f}<extra></extra>"),
         go.Scatter(x=pan["x"], y=pan["truth"], mode="lines", name=st["truth"]["name"],
                    line=dict(color=st["truth"]["color"], dash=st["truth"]["dash"], width=1.5), xaxis="x", yaxis="y",
@@ -229,7 +211,7 @@ def bandwidth_traces(pan: dict, legend: bool = True) -> list:
 
 
 def _bandwidth_title(pan: dict) -> str:
-    return (f"N = {len(pan['x_train'])}, σ = {pan['sigma']:.3g}: training ℓ = {pan['train_at']:.2f}, "
+    return (f"N = {len(pan['x_train'])}, σ = {pan['sigma']:.3g}: train ℓ = {pan['train_at']:.2f}, "
             f"held-out ℓ = {pan['heldout_at']:.2f}")
 
 
@@ -287,9 +269,10 @@ def twin_bandwidth(x_train, curve: mle.BandwidthCurve, sigmas: Sequence[float], 
     pans = [bandwidth_panel(xt, float(s), curve, lo, hi, grid=grid) for s in sigmas]
     active = len(pans) // 2 if active is None else active
     frames = [bandwidth_traces(p) for p in pans]
-    return slider_figure(frames, [f"{p['sigma']:.3g}" for p in pans], slider_prefix="σ = ",
-                         base=bandwidth_base(dens_max=dens_max), active=active,
-                         frame_titles=[_bandwidth_title(p) for p in pans])
+    fig = slider_figure(frames, [f"{p['sigma']:.3g}" for p in pans], slider_prefix="σ = ",
+                        base=bandwidth_base(dens_max=dens_max), active=active,
+                        frame_titles=[_bandwidth_title(p) for p in pans])
+    return _slider_below_axis_titles(fig)
 
 
 def _curves_traces(curve: mle.BandwidthCurve, n: int, sigma_star: float, reference: float | None) -> list:
@@ -333,16 +316,17 @@ def twin_sample_size(curves: Mapping[int, mle.BandwidthCurve], optima: Mapping[i
     base.update_xaxes(type="log")
     base.update_yaxes(range=list(_LL_RANGE))
     base.update_layout(legend=_TOP_LEGEND, margin=dict(b=40, t=105), height=480,
-                       title=dict(y=0.98, yanchor="top"))
+                       title=_TITLE)
     titles = []
     for n in ns:
         c = curves[n]
         star = float(optima[n])
         gap = float(np.interp(np.log(star), np.log(c.sigmas), c.train)
                     - np.interp(np.log(star), np.log(c.sigmas), c.heldout))
-        titles.append(f"N = {n}: σ* = {star:.3f}, train − held-out gap at σ* = {gap:.2f} nats")
-    return slider_figure(frames, [str(n) for n in ns], slider_prefix="N = ", base=base,
-                         active=len(ns) // 2 if active is None else active, frame_titles=titles)
+        titles.append(f"N = {n}: σ* = {star:.3f}, train − held-out at σ* = {gap:.2f} nats")
+    fig = slider_figure(frames, [str(n) for n in ns], slider_prefix="N = ", base=base,
+                        active=len(ns) // 2 if active is None else active, frame_titles=titles)
+    return _slider_below_axis_titles(fig)
 
 
 def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], excess: Sequence[float] | None = None,
@@ -437,7 +421,7 @@ def twin_flexible(fit: mle.FlexibleFit, lo: float = -3.5, hi: float = 4.0, every
     base.update_yaxes(title_text="weight π<sub>k</sub>", range=[0, max(w_max, 1.3 / n)], row=2, col=1)
     base.update_xaxes(title_text=_XLAB, range=[lo, hi], row=2, col=1)
     base.update_layout(template=_template(), height=580, margin=dict(l=70, r=20, t=100, b=40),
-                       legend=_TOP_LEGEND, title=dict(y=0.98, yanchor="top"))
+                       legend=_TOP_LEGEND, title=_TITLE)
     frames = []
     for f in frs:
         frames.append([
@@ -452,10 +436,11 @@ def twin_flexible(fit: mle.FlexibleFit, lo: float = -3.5, hi: float = 4.0, every
             go.Scatter(x=[lo, hi], y=[1.0 / n, 1.0 / n], mode="lines", name="1/N",
                        line=dict(color="#888888", dash="dot", width=1), xaxis="x2", yaxis="y2"),
         ])
-    titles = [f"step {f['step']}: width s = {f['sigma']:.2e}, training ℓ = {f['train_ll']:.2f}, "
-              f"largest example-to-mean gap = {f['max_gap']:.1e}" for f in frs]
-    return slider_figure(frames, [str(f["step"]) for f in frs], slider_prefix="Adam step ", base=base,
-                         active=len(frs) - 1, frame_titles=titles)
+    titles = [f"step {f['step']}: s = {f['sigma']:.1e}, train ℓ = {f['train_ll']:.2f}, "
+              f"max gap = {f['max_gap']:.0e}" for f in frs]
+    fig = slider_figure(frames, [str(f["step"]) for f in frs], slider_prefix="Adam step ", base=base,
+                        active=len(frs) - 1, frame_titles=titles)
+    return _slider_below_axis_titles(fig)
 
 
 def fig_flexible_history(fit: mle.FlexibleFit) -> go.Figure:
@@ -521,14 +506,19 @@ def lookup_panel(forward: Callable, x_train, y: float, gamma: float, x_grid) -> 
 
 def lookup_base(f_range: tuple[float, float] = (-6.0, 8.0), title: str | None = None) -> go.Figure:
     """Two-panel layout of the lookup view: forward map and data (left), lookup weights (right)."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.14)
     fig.update_xaxes(title_text="model x (dimensionless)", row=1, col=1)
     fig.update_yaxes(title_text="data F(x) (dimensionless)", range=list(f_range), row=1, col=1)
     fig.update_xaxes(title_text="training model x<sub>n</sub>", row=1, col=2)
     fig.update_yaxes(title_text="weight w<sub>n</sub>", range=[0, 1.05], row=1, col=2)
-    fig.update_layout(template=_template(), height=470, title=dict(text=title, y=0.98, yanchor="top"), bargap=0.3,
+    fig.update_layout(template=_template(), height=470, title=_TITLE | dict(text=title), bargap=0.3,
                       legend=_TOP_LEGEND, margin=dict(l=60, r=20, t=105, b=40))
     return fig
+
+
+def weight_marker_size(weights) -> np.ndarray:
+    """Marker size (px) that grows with a weight in [0, 1]: 7 px at 0, 25 px at 1."""
+    return 7 + 18 * np.sqrt(np.clip(np.asarray(weights, dtype=float), 0.0, 1.0))
 
 
 def lookup_traces(pan: dict, legend: bool = True) -> list:
@@ -536,7 +526,7 @@ def lookup_traces(pan: dict, legend: bool = True) -> list:
     x0, x1 = float(pan["x"][0]), float(pan["x"][-1])
     y, gm = pan["y"], pan["gamma"]
     labels = [f"{v:.2f}" for v in pan["x_train"]]
-    size = 7 + 18 * np.sqrt(pan["weights"])
+    size = weight_marker_size(pan["weights"])
     return [
         go.Scatter(x=[x0, x1, x1, x0, x0], y=[y - gm, y - gm, y + gm, y + gm, y - gm], mode="lines", fill="toself",
                    fillcolor="rgba(230,159,0,0.25)", line=dict(width=0), name="y ± γ", xaxis="x", yaxis="y",
@@ -547,7 +537,8 @@ def lookup_traces(pan: dict, legend: bool = True) -> list:
         go.Scatter(x=pan["x"], y=pan["F"], mode="lines", name="forward map F(x)",
                    line=dict(color=PALETTE[7], width=1.8), xaxis="x", yaxis="y", showlegend=legend,
                    hoverinfo="skip"),
-        go.Scatter(x=pan["x_train"], y=pan["F_train"], mode="markers", name="stored models (x<sub>n</sub>, F(x<sub>n</sub>))",
+        go.Scatter(x=pan["x_train"], y=pan["F_train"], mode="markers",
+                   name="stored models (x<sub>n</sub>, F(x<sub>n</sub>))",
                    marker=dict(color=PALETTE[0], size=size, line=dict(color="white", width=1)),
                    customdata=np.stack([pan["misfit"], pan["weights"]], axis=1), xaxis="x", yaxis="y",
                    showlegend=legend,
@@ -560,7 +551,7 @@ def lookup_traces(pan: dict, legend: bool = True) -> list:
 
 def _lookup_title(pan: dict) -> str:
     return (f"y = {pan['y']:.2f}, γ = {pan['gamma']:.3g}: exp(H) = {pan['exp_h']:.2f} of N = "
-            f"{len(pan['weights'])}, largest weight {pan['weights'].max():.3f}")
+            f"{len(pan['weights'])}, max w = {pan['weights'].max():.3f}")
 
 
 def twin_lookup(forward: Callable, x_train, x_grid, settings: Sequence[tuple[float, float]],
@@ -577,9 +568,10 @@ def twin_lookup(forward: Callable, x_train, x_grid, settings: Sequence[tuple[flo
     if len(settings) == 0:
         raise ValueError("settings: need at least one (y, gamma) pair")
     pans = [lookup_panel(forward, x_train, float(yv), float(gv), x_grid) for yv, gv in settings]
-    return slider_figure([lookup_traces(p) for p in pans], labels, slider_prefix=slider_prefix,
-                         base=lookup_base(f_range), active=len(pans) // 2 if active is None else active,
-                         frame_titles=[_lookup_title(p) for p in pans])
+    fig = slider_figure([lookup_traces(p) for p in pans], labels, slider_prefix=slider_prefix,
+                        base=lookup_base(f_range), active=len(pans) // 2 if active is None else active,
+                        frame_titles=[_lookup_title(p) for p in pans])
+    return _slider_below_axis_titles(fig)
 
 
 def fig_lookup_limit(sigmas: Sequence[float], weights_by_sigma, lookup, x_train, errors: Sequence[float]) -> go.Figure:
@@ -667,7 +659,8 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     """
     sigma = check_positive("sigma", sigma)
     labels = [f"{v:.2f}" for v in np.asarray(x_train).ravel()]
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], horizontal_spacing=0.08,
+    fig = make_subplots(rows=2, cols=2, specs=[[{"colspan": 2}, None], [{}, {}]], vertical_spacing=0.16,
+                        horizontal_spacing=0.14, row_heights=[0.5, 0.5],
                         subplot_titles=("two forward maps", f"mixture posterior, σ = {sigma:g}", "lookup weights"))
     c1, c2 = PALETTE[0], PALETTE[1]
     fig.add_trace(go.Scatter(x=x, y=F1, mode="lines", name="F<sub>1</sub>", line=dict(color=c1, width=2)),
@@ -677,17 +670,17 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     fig.add_trace(go.Scatter(x=x_train, y=F_train, mode="markers", name="stored models",
                              marker=dict(color=PALETTE[2], size=10, symbol="triangle-up")), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=post1, mode="lines", name="posterior with F<sub>1</sub>",
-                             line=dict(color=c1, width=2)), row=1, col=2)
+                             line=dict(color=c1, width=2)), row=2, col=1)
     fig.add_trace(go.Scatter(x=x, y=post2, mode="lines", name="posterior with F<sub>2</sub>",
-                             line=dict(color=c2, width=2, dash="dash")), row=1, col=2)
-    fig.add_trace(go.Bar(x=labels, y=w1, name="lookup, F<sub>1</sub>", marker_color=c1), row=1, col=3)
-    fig.add_trace(go.Bar(x=labels, y=w2, name="lookup, F<sub>2</sub>", marker_color=c2), row=1, col=3)
+                             line=dict(color=c2, width=2, dash="dash")), row=2, col=1)
+    fig.add_trace(go.Bar(x=labels, y=w1, name="lookup, F<sub>1</sub>", marker_color=c1), row=2, col=2)
+    fig.add_trace(go.Bar(x=labels, y=w2, name="lookup, F<sub>2</sub>", marker_color=c2), row=2, col=2)
     fig.update_xaxes(title_text="model x", row=1, col=1)
     fig.update_yaxes(title_text="data F(x)", range=[-6, 8], row=1, col=1)
-    fig.update_xaxes(title_text="model x", row=1, col=2)
-    fig.update_yaxes(title_text="density (per unit x)", row=1, col=2)
-    fig.update_xaxes(title_text="x<sub>n</sub>", row=1, col=3)
-    fig.update_yaxes(title_text="weight", range=[0, 1.05], row=1, col=3)
-    fig.update_layout(template=_template(), height=460, barmode="group",
-                      legend=_BOTTOM_LEGEND, margin=dict(l=60, r=20, t=50, b=110))
+    fig.update_xaxes(title_text="model x", row=2, col=1)
+    fig.update_yaxes(title_text="density (per unit x)", row=2, col=1)
+    fig.update_xaxes(title_text="stored model x<sub>n</sub>", row=2, col=2)
+    fig.update_yaxes(title_text="weight", range=[0, 1.05], row=2, col=2)
+    fig.update_layout(template=_template(), height=700, barmode="group",
+                      legend=dict(_BOTTOM_LEGEND, y=-0.12), margin=dict(l=60, r=20, t=50, b=100))
     return fig

@@ -35,17 +35,26 @@ class App:
         ``update(fig, **values)`` mutates the figure widget's traces/layout in place.
     title : str, optional
         Heading shown above the controls.
+    live : bool
+        ``True`` (default): the figure is a ``FigureWidget`` for Jupyter.  ``False``: the same
+        controls → update path on a plain ``Figure``, for timing callbacks without a browser.  A
+        ``FigureWidget`` created while the book executes would store its whole state (several MB,
+        including plotly.js) in the page, so chapters build their apps with ``live=False`` there
+        (``live=not memprior._checks.in_book_build()``).
     """
 
     def __init__(self, controls: Mapping[str, "object"], figure: go.Figure,
-                 update: Callable[..., None], title: str | None = None):
+                 update: Callable[..., None], title: str | None = None, live: bool = True):
         if not callable(update):
             raise TypeError("update: must be callable as update(fig, **values)")
         if len(controls) == 0:
             raise ValueError("controls: need at least one control")
+        if not isinstance(live, bool):
+            raise TypeError(f"live: expected True or False, got {type(live).__name__}")
         self.controls = dict(controls)
         self._update = update
-        self.figure = go.FigureWidget(figure)
+        self.live = live
+        self.figure = go.FigureWidget(figure) if live else go.Figure(figure)
         self.title = title
         self._box = None
         for w in self.controls.values():
@@ -78,6 +87,8 @@ class App:
     @property
     def widget(self):
         """The ipywidgets layout: title, controls, note and figure."""
+        if not self.live:
+            raise TypeError("live: this app was built with live=False (no FigureWidget); build it with live=True")
         if self._box is None:
             import ipywidgets as W
             parts = []
@@ -91,7 +102,10 @@ class App:
 
     def _ipython_display_(self):
         from IPython.display import display
-        display(self.widget)
+        if self.live:
+            display(self.widget)
+        else:
+            display(self.figure)
 
 
 def callback_latencies(app: App, settings: list[dict], repeat: int = 1) -> np.ndarray:

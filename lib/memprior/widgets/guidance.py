@@ -95,10 +95,12 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
         step = 10.0 ** float(log10_step)
         g = torch.Generator().manual_seed(seed)
         if sampler == _SAMPLERS[0]:
-            s = G.dps_sample(den, schedule, forward, y, gamma, n, zeta=step, generator=g, steps=steps)
+            s = G.dps_sample(den, schedule, forward, y, gamma, n, zeta=step, generator=g, steps=steps,
+                             show_progress=False)
             name, sym = "DPS", "ζ′"
         else:
-            s = G.dps_normalized_sample(den, schedule, forward, y, n, eta=step, generator=g, steps=steps)
+            s = G.dps_normalized_sample(den, schedule, forward, y, n, eta=step, generator=g, steps=steps,
+                             show_progress=False)
             name, sym = "paper variant", "η"
         freq = G.assignment_frequencies(s, x_train)
         new = frequency_traces(labels, w, freq, n, name)

@@ -112,8 +112,13 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
 
     def update(f, N, sigma):
         pan = PM.bandwidth_panel(pool_t[:N], sigma, curves[N], lo, hi)
-        for tr, new in zip(f.data, PM.bandwidth_traces(pan)):
-            tr.x, tr.y = new.x, new.y
+        # Assign arrays to the existing traces (building new trace objects costs more than the numerics).
+        for k, (xk, yk) in enumerate((("x", "kde"), ("x", "truth"), ("x_train", None), ("sigmas", "train"),
+                                      ("sigmas", "heldout"))):
+            f.data[k].x = pan[xk]
+            f.data[k].y = np.zeros_like(pan[xk]) if yk is None else pan[yk]
+        f.data[5].x, f.data[5].y = [sigma], [pan["train_at"]]
+        f.data[6].x, f.data[6].y = [sigma], [pan["heldout_at"]]
         f.data[0].name = f"p<sub>σ</sub>, N = {N}"
         f.layout.title.text = PM._bandwidth_title(pan)
 
@@ -164,12 +169,11 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
 
     def update(f, y, gamma):
         pan = PM.lookup_panel(forward, xt, y, gamma, grid)
-        new = PM.lookup_traces(pan)
-        for k in (0, 1):
-            f.data[k].y = new[k].y
-        f.data[3].marker.size = new[3].marker.size
-        f.data[3].customdata = new[3].customdata
-        f.data[4].y = new[4].y
+        f.data[0].y = [y - gamma, y - gamma, y + gamma, y + gamma, y - gamma]
+        f.data[1].y = [y, y]
+        f.data[3].marker.size = PM.weight_marker_size(pan["weights"])
+        f.data[3].customdata = np.stack([pan["misfit"], pan["weights"]], axis=1)
+        f.data[4].y = pan["weights"]
         f.layout.title.text = PM._lookup_title(pan)
 
     return cls(controls, fig, update, title="The lookup posterior")

@@ -1,0 +1,283 @@
+"""Tests for memprior.practice: truncated sampling, importance posterior, energy distance, checks."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from memprior import practice as P
+from memprior.diffusion import MemorizedDenoiser, Schedule
+from memprior.mixture import GaussianMixturePrior
+from memprior.posterior import linearized_mixture
+
+torch.set_num_threads(1)
+LIN = Schedule.linear(200)
+X3 = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def lin_forward(x):
+    return (x[:, :1] + x[:, 1:2])
+
+
+# ----------------------------------------------------------------------------- level_for_sigma
+def test_level_for_sigma_brackets_target():
+    for s in (0.02, 0.1, 0.5, 1.0, 2.0):
+        t = P.level_for_sigma(LIN, s)
+        assert LIN.sigma(t) >= s
+        assert t == 0 or LIN.sigma(t - 1) < s
+
+
+def test_level_for_sigma_extremes_and_errors():
+    assert P.level_for_sigma(LIN, 1e-9) == 0
+    top = LIN.sigma(LIN.n_steps - 1)
+    assert P.level_for_sigma(LIN, top) == LIN.n_steps - 1
+    with pytest.raises(ValueError, match="sigma_min"):
+        P.level_for_sigma(LIN, 1.01 * top)
+    with pytest.raises(ValueError, match="sigma_min"):
+        P.level_for_sigma(LIN, 0.0)
+    with pytest.raises(TypeError, match="schedule"):
+        P.level_for_sigma("linear", 0.1)
+
+
+def test_shifted_schedule_reproduces_alpha_bar():
+    for t0 in (0, 1, 37, 199):
+        s = P._shifted_schedule(LIN, t0)
+        assert s.n_steps == LIN.n_steps - t0
+        assert torch.allclose(s.alpha_bar, LIN.alpha_bar[t0:], rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------------------------------- truncated_sample
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_truncated_memorized_is_gaussian_mixture(sampler):
+    """Noisy output of the closed-form denoiser stopped at sigma is p_sigma: var = var(x_n) + sigma^2."""
+    den = MemorizedDenoiser(X3, LIN)
+    n = 12000
+    for s_min in (0.3, 1.0):
+        t0 = P.level_for_sigma(LIN, s_min)
+        sig = LIN.sigma(t0)
+        z = P.truncated_sample(den, LIN, n, s_min, generator=gen(1), sampler=sampler)
+        var_ref = X3.var(0, unbiased=False) + sig ** 2
+        mean_ref = X3.mean(0)
+        # Monte Carlo tolerances: 5 standard errors (variance of a sample variance ~ 2 var^2 / n + kurtosis)
+        assert torch.all((z.mean(0) - mean_ref).abs() < 5 * (var_ref / n).sqrt())
+        assert torch.all((z.var(0) - var_ref).abs() < 5 * var_ref * math.sqrt(3.0 / n))
+        # and as a whole close to draws of p_sigma: energy distance of the order of two such draws
+        ref = GaussianMixturePrior(X3, sig).sample(3000, generator=gen(2))
+        ref2 = GaussianMixturePrior(X3, sig).sample(3000, generator=gen(3))
+        assert P.energy_distance(z[:3000], ref) < 3 * P.energy_distance(ref2, ref) + 0.03
+
+
+def test_truncated_denoised_small_sigma_lands_on_training_points_large_does_not():
+    den = MemorizedDenoiser(X3, LIN)
+    small = P.truncated_sample(den, LIN, 400, 0.02, generator=gen(4), output="denoised")
+    d_small = torch.cdist(small, X3).min(1).values
+    assert float(d_small.max()) < 1e-6
+    big = P.truncated_sample(den, LIN, 400, 2.0, generator=gen(4), output="denoised")
+    d_big = torch.cdist(big, X3).min(1).values
+    # stopping at sigma = 2 leaves the posterior mean between training points for many samples
+    assert float((d_big > 0.05).double().mean()) > 0.2
+
+
+def test_truncated_noisy_spread_grows_with_sigma_min():
+    den = MemorizedDenoiser(X3, LIN)
+    d = [float(torch.cdist(P.truncated_sample(den, LIN, 2000, s, generator=gen(5)), X3).min(1).values.median())
+         for s in (0.05, 0.3, 1.0)]
+    assert d[0] < d[1] < d[2]
+    # the median nearest distance of N(0, s^2 I) in 2-D is s sqrt(2 ln 2) when components are well apart
+    assert abs(d[0] / (LIN.sigma(P.level_for_sigma(LIN, 0.05)) * math.sqrt(2 * math.log(2))) - 1) < 0.1
+
+
+def test_truncated_sample_errors():
+    den = MemorizedDenoiser(X3, LIN)
+    with pytest.raises(ValueError, match="output"):
+        P.truncated_sample(den, LIN, 4, 0.1, output="mean")
+    with pytest.raises(ValueError, match="sampler"):
+        P.truncated_sample(den, LIN, 4, 0.1, sampler="euler")
+    with pytest.raises(ValueError, match="n"):
+        P.truncated_sample(den, LIN, 0, 0.1)
+    with pytest.raises(ValueError, match="sigma_min"):
+        P.truncated_sample(den, LIN, 4, 100.0)
+
+
+# ----------------------------------------------------------------------------- importance_posterior
+def test_importance_posterior_matches_gaussian_conjugate():
+    """Prior N(0, I) in 2-D, y = x1 + x2 + e: the posterior is Gaussian in closed form."""
+    gamma, y = 0.5, torch.tensor([1.2], dtype=torch.float64)
+    prior = torch.randn(40000, 2, generator=gen(6), dtype=torch.float64)
+    res = P.importance_posterior(prior, lin_forward, y, gamma, 20000, generator=gen(7))
+    exact = linearized_mixture(lin_forward, torch.zeros(1, 2, dtype=torch.float64), y, 1.0, gamma)
+    mu, cov = exact.means[0], exact.covs[0]
+    assert torch.allclose(res.samples.mean(0), mu, atol=0.04)
+    assert torch.allclose(torch.cov(res.samples.T), cov, atol=0.05)
+    assert 1.0 <= res.ess <= 40000
+    assert abs(float(res.weights.sum()) - 1) < 1e-12
+
+
+def test_importance_posterior_ess_extremes():
+    prior = torch.randn(500, 2, generator=gen(8), dtype=torch.float64)
+    y = torch.tensor([0.3], dtype=torch.float64)
+    flat = P.importance_posterior(prior, lin_forward, y, 1e6, 10, generator=gen(9))
+    assert abs(flat.ess - 500) < 1e-6
+    sharp = P.importance_posterior(prior, lin_forward, y, 1e-6, 10, generator=gen(9))
+    assert sharp.ess == pytest.approx(1.0, abs=1e-6)
+    assert torch.isfinite(sharp.samples).all() and len(torch.unique(sharp.samples, dim=0)) == 1
+
+
+def test_importance_posterior_errors():
+    prior = torch.randn(5, 2, dtype=torch.float64)
+    y = torch.tensor([0.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="gamma"):
+        P.importance_posterior(prior, lin_forward, y, -1.0, 3)
+    with pytest.raises(ValueError, match="n"):
+        P.importance_posterior(prior, lin_forward, y, 1.0, 0)
+    with pytest.raises(ValueError, match="prior_samples"):
+        P.importance_posterior(torch.tensor([[float("nan"), 0.0]]), lin_forward, y, 1.0, 3)
+    with pytest.raises(ValueError, match="prior_samples"):
+        P.importance_posterior(torch.zeros(5), lin_forward, y, 1.0, 3)
+
+
+# ----------------------------------------------------------------------------- energy_distance
+def test_energy_distance_matches_scipy_in_1d():
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=300), rng.normal(0.4, 1.3, size=250)
+    ours = P.energy_distance(torch.tensor(u)[:, None], torch.tensor(v)[:, None])
+    assert ours == pytest.approx(stats.energy_distance(u, v), rel=1e-9)
+
+
+def test_energy_distance_identities():
+    a = torch.randn(200, 3, generator=gen(10), dtype=torch.float64)
+    b = torch.randn(150, 3, generator=gen(11), dtype=torch.float64) + 2.0
+    assert P.energy_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert P.energy_distance(a, b) == pytest.approx(P.energy_distance(b, a), rel=1e-12)
+    # two point masses at distance D: E = sqrt(2 D)
+    p, q = torch.zeros(4, 3, dtype=torch.float64), torch.full((7, 3), 1.0, dtype=torch.float64)
+    assert P.energy_distance(p, q) == pytest.approx(math.sqrt(2 * math.sqrt(3)), rel=1e-12)
+    assert P.energy_distance(a, b) > P.energy_distance(a, b - 1.5) > 0
+
+
+def test_energy_distance_errors():
+    with pytest.raises(ValueError, match="b"):
+        P.energy_distance(torch.zeros(3, 2), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="a"):
+        P.energy_distance(torch.zeros(3), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="a, b"):
+        P.energy_distance(torch.zeros(0, 2), torch.zeros(3, 2))
+
+
+# ----------------------------------------------------------------------------- posterior_check
+def _problem(n_train=12, seed=12):
+    x = torch.randn(n_train, 2, generator=gen(seed), dtype=torch.float64)
+    y = torch.tensor([1.0], dtype=torch.float64)
+    gamma = 0.3
+    ref = linearized_mixture(lin_forward, torch.zeros(1, 2, dtype=torch.float64), y, 1.0, gamma)
+    return x, y, gamma, ref.sample(1500, generator=gen(seed + 1))
+
+
+def test_posterior_check_memorized_prior_is_lookup():
+    x, y, gamma, ref = _problem()
+    prior = x[torch.randint(len(x), (6000,), generator=gen(13))]   # samples of the empirical measure
+    row = P.posterior_check(prior, x, lin_forward, y, gamma, ref, n=1000, generator=gen(14))
+    assert row["tv lookup"] <= row["tv floor"] + 3 * row["tv se"]
+    assert row["on training"] == 1.0
+    assert row["on training (reference)"] < 0.5
+    assert row["samples"].shape == (1000, 2)
+
+
+def test_posterior_check_generalizing_prior_matches_reference():
+    x, y, gamma, ref = _problem()
+    fresh = torch.randn(20000, 2, generator=gen(15), dtype=torch.float64)   # the true prior
+    good = P.posterior_check(fresh, x, lin_forward, y, gamma, ref, n=1500, generator=gen(16))
+    prior_mem = x[torch.randint(len(x), (6000,), generator=gen(13))]
+    bad = P.posterior_check(prior_mem, x, lin_forward, y, gamma, ref, n=1500, generator=gen(16))
+    assert good["energy"] < 0.5 * bad["energy"]
+    assert good["tv lookup"] > bad["tv lookup"] + 0.1
+    p0 = good["on training (reference)"]
+    assert abs(good["on training"] - p0) < 4 * math.sqrt(p0 * (1 - p0) * (1 / 1500 + 1 / 1500)) + 1e-9
+
+
+def test_posterior_check_errors():
+    x, y, gamma, ref = _problem()
+    with pytest.raises(ValueError, match="reference"):
+        P.posterior_check(x, x, lin_forward, y, gamma, ref[:, :1])
+    with pytest.raises(ValueError, match="prior_samples"):
+        P.posterior_check(torch.zeros(10, 3), x, lin_forward, y, gamma, ref)
+
+
+# ----------------------------------------------------------------------------- figures and the live app
+def _ref_sampler(yv, n, generator):
+    yt = torch.tensor([yv], dtype=torch.float64)
+    return linearized_mixture(lin_forward, torch.zeros(1, 2, dtype=torch.float64), yt, 1.0, 0.3).sample(
+        n, generator=generator)
+
+
+def _app_priors():
+    x, _, _, _ = _problem()
+    mem = x[torch.randint(len(x), (600,), generator=gen(20))]
+    true = torch.randn(600, 2, generator=gen(21), dtype=torch.float64)
+    return {"memorized": (x, mem), "true prior": (x, true)}
+
+
+def test_datum_panels_follow_the_datum():
+    from memprior.widgets.practice import datum_panels
+    a = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    priors = _app_priors()
+    for yv in (-1.0, 1.5):
+        panels, dist = datum_panels(priors, a, yv, 0.3, _ref_sampler, n=300)
+        assert len(panels) == 2 and len(dist) == 2
+        post_true = panels[1][2]
+        # the true prior's posterior satisfies the datum on average
+        assert abs(float((post_true @ a).mean()) - yv * 2 / (2 + 0.09)) < 0.1
+        assert dist[1] < dist[0]
+    with pytest.raises(ValueError, match="a"):
+        datum_panels(priors, torch.ones(3), 0.0, 0.3, _ref_sampler)
+    with pytest.raises(ValueError, match="gamma"):
+        datum_panels(priors, torch.ones(2), 0.0, 0.0, _ref_sampler)
+
+
+def test_datum_app_update_moves_posterior_and_line():
+    from memprior.widgets.practice import benchmark_settings, datum_app
+    app = datum_app(_app_priors(), torch.tensor([1.0, 1.0]), 0.3, _ref_sampler, live=False)
+    per = len(app.figure.data) // 2
+    app.update(y=-2.0)
+    m1 = float(np.mean(app.figure.data[per + 1].x) + np.mean(app.figure.data[per + 1].y))
+    line1 = np.asarray(app.figure.data[per - 1].y).copy()
+    app.update(y=2.0)
+    m2 = float(np.mean(app.figure.data[per + 1].x) + np.mean(app.figure.data[per + 1].y))
+    assert m2 - m1 > 3.0          # the posterior of the true prior followed the datum
+    assert np.allclose(np.asarray(app.figure.data[per - 1].y) - line1, 4.0)   # the line x2 = y - x1 moved
+    assert "y = 2" in app.figure.layout.title.text
+    assert len(benchmark_settings(k=5)) == 5
+    with pytest.raises(ValueError, match="priors"):
+        datum_app({}, torch.ones(2), 0.3, _ref_sampler, live=False)
+    with pytest.raises(ValueError, match="y_range"):
+        datum_app(_app_priors(), torch.ones(2), 0.3, _ref_sampler, y_range=(1.0, 0.0), live=False)
+
+
+def test_figures_build_with_expected_frames():
+    from memprior.plots import figure_bytes
+    from memprior.plots import practice as pp
+    x, y, gamma, ref = _problem()
+    prior = torch.randn(200, 2, generator=gen(22), dtype=torch.float64)
+    post = prior[:50]
+    twin = pp.training_twin(x, [(prior, post)] * 3, ["1", "2", "3"], ["a", "b", "c"], line=([1.0, 1.0], 1.0))
+    assert len(twin.frames) == 3 and figure_bytes(twin) < 1_500_000
+    panels = [(x, prior, post), (x, prior, post)]
+    dt = pp.datum_twin(["p", "q"], [panels, panels], [0.0, 1.0], [1.0, 1.0], ["t0", "t1"])
+    assert len(dt.frames) == 2
+    # every trace of the second panel is bound to the second axes
+    assert {tr.xaxis for tr in dt.data[len(dt.data) // 2:]} == {"x2"}
+    with pytest.raises(ValueError, match="y_values"):
+        pp.datum_twin(["p"], [panels], [0.0, 1.0], [1.0, 1.0], ["t0"])
+    rows = [{"prior": "a", "flagged": 0.5, "flagged se": 0.01, "null": 0.2, "tv lookup": 0.3, "tv se": 0.02,
+             "energy": 0.4}]
+    mf = pp.mitigation_figure(rows, reference_floor=0.05)
+    assert len(mf.data) == 4
+    vf = pp.variants_figure({"a": (x, prior, post), "b": (x, prior, post)}, line=([1.0, 1.0], 1.0))
+    assert len(vf.data) == 2 * 4
+    lf = pp.loss_gap_figure([1, 2], [1.0, 0.5], [1.1, 0.9], best=2)
+    assert len(lf.data) == 2
