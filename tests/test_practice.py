@@ -281,3 +281,9 @@ def test_figures_build_with_expected_frames():
     assert len(vf.data) == 2 * 4
     lf = pp.loss_gap_figure([1, 2], [1.0, 0.5], [1.1, 0.9], best=2)
     assert len(lf.data) == 2
+
+
+def test_datum_app_rejects_bad_live_flag():
+    from memprior.widgets.practice import datum_app
+    with pytest.raises(TypeError, match="live"):
+        datum_app(_app_priors(), torch.tensor([1.0, 1.0]), 0.3, _ref_sampler, live="no")

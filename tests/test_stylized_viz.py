@@ -100,14 +100,3 @@ def test_app_bad_input():
     assert {s["n"] for s in settings} == set(WS.TRAINING_SETS.values())
 
 
-def test_glueable_hands_over_the_renderers_bundle():
-    plots.init()
-    fig = plots.figure("t", "x", "y")
-    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2]))
-    w = S.glueable(fig)
-    assert not hasattr(w, "_ipython_display_")
-    bundle = w._repr_mimebundle_()
-    assert "text/html" in bundle and "application/vnd.plotly.v1+json" in bundle
-    assert "plotly-graph-div" in bundle["text/html"]
-    with pytest.raises(TypeError, match="fig"):
-        S.glueable("not a figure")

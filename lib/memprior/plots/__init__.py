@@ -19,7 +19,7 @@ In Google Colab it selects plotly's ``"colab"`` renderer instead.
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

@@ -5,14 +5,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
 from . import PALETTE, color, compact, figure, slider_figure
 
 __all__ = [
-    "glueable",
     "schedule_figure",
     "noising_traces",
     "noising_base",
@@ -25,36 +23,6 @@ __all__ = [
     "null_vs_dim_figure",
     "memorization_report_figure",
 ]
-
-
-class _Bundle:
-    """Hands ``myst_nb.glue`` the mime bundle of a plotly figure instead of displaying it.
-
-    IPython's formatter calls a plotly figure's ``_ipython_display_``, which shows the figure in
-    the code cell and leaves ``glue`` an empty record (the ``{glue:figure}`` would render only its
-    caption).  This object has a ``_repr_mimebundle_`` only, built by the active plotly renderer.
-    """
-
-    def __init__(self, fig: go.Figure):
-        self.fig = fig
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        name = (pio.renderers.default or "").split("+")[0]
-        rend = pio.renderers[name] if name in pio.renderers else None
-        spec = self.fig.to_plotly_json()
-        if rend is not None and hasattr(rend, "to_mimebundle"):
-            return rend.to_mimebundle(spec)
-        return {"application/vnd.plotly.v1+json": spec}
-
-    def __repr__(self) -> str:
-        return "<plotly figure>"
-
-
-def glueable(fig: go.Figure) -> _Bundle:
-    """Wrap a figure for ``glue(name, glueable(fig), display=False)``."""
-    if not isinstance(fig, go.Figure):
-        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
-    return _Bundle(fig)
 
 
 def schedule_figure(schedules: Mapping[str, "object"]) -> go.Figure:

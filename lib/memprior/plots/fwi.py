@@ -253,16 +253,16 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
     base.update_yaxes(title_text="fraction", row=1, col=2)
     base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
     base.update_layout(height=height, barmode="overlay", template=_template(),
-                       legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=110, b=60, l=70, r=20),
+                       legend=dict(orientation="h", y=-0.3, x=0), margin=dict(t=110, b=60, l=70, r=20),
                        title=dict(y=0.98, font=dict(size=14)))
     fr, labels, titles = [], [], []
     for N, d in frames.items():
         fr.append(lookup_traces(d["nll_per_datum"]) + ratio_traces(d["r"], d["null_r"], bins))
         labels.append(f"N = {N}")
-        titles.append(f"N = {N}: exp(H) = {d['exp_h']:.3f}, best misfit per datum = "
+        titles.append(f"N = {N}: exp(H) = {d['exp_h']:.3f}, best misfit/datum "
                       f"{float(np.min(_np(d['nll_per_datum']))):.0f}")
     fig = slider_figure(fr, labels, slider_prefix="training-set size: ", base=base, frame_titles=titles)
-    fig.update_layout(sliders=[dict(fig.layout.sliders[0].to_plotly_json(), pad=dict(t=95, b=10), y=0)])
+    fig.update_layout(sliders=[dict(fig.layout.sliders[0].to_plotly_json(), pad=dict(t=120, b=10), y=0)])
     return fig
 
 

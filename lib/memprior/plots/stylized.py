@@ -12,7 +12,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .. import posterior as P
@@ -21,7 +20,6 @@ from ..mixture import GaussianMixturePrior
 from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
 
 __all__ = [
-    "glueable",
     "panel_1d",
     "panel_2d",
     "fig_1d_panels",
@@ -46,36 +44,6 @@ STYLE = {
 }
 _XLAB = "model x (dimensionless)"
 _DENS = "density (per unit x)"
-
-
-class _Glueable:
-    """A figure wrapper that IPython formats through ``_repr_mimebundle_`` only.
-
-    A plotly ``Figure`` defines ``_ipython_display_``, so IPython's formatter *displays* it
-    instead of returning its mime bundle.  ``myst_nb.glue(name, fig, display=False)`` then shows
-    the figure in the code cell and stores an empty record, and ``{glue:figure}`` renders only
-    its caption.  This wrapper hands glue the bundle of the active renderer instead.
-    """
-
-    def __init__(self, fig: go.Figure):
-        self.fig = fig
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        name = pio.renderers.default
-        renderer = pio.renderers[name.split("+")[0]] if name else None
-        if renderer is not None and hasattr(renderer, "to_mimebundle"):
-            return renderer.to_mimebundle(self.fig.to_plotly_json())
-        return {"application/vnd.plotly.v1+json": self.fig.to_plotly_json()}
-
-    def __repr__(self) -> str:
-        return f"<figure: {self.fig.layout.title.text or 'untitled'}>"
-
-
-def glueable(fig: go.Figure) -> _Glueable:
-    """Wrap ``fig`` for ``myst_nb.glue(name, glueable(fig), display=False)`` (see :class:`_Glueable`)."""
-    if not isinstance(fig, go.Figure):
-        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
-    return _Glueable(fig)
 
 
 def _np(t) -> np.ndarray:

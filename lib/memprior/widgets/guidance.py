@@ -6,7 +6,6 @@ latency budget.  Its kernel-free twin is :func:`memprior.plots.guidance.twin_ste
 """
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import torch
 
 from .. import guidance as G
@@ -19,24 +18,6 @@ from . import App
 __all__ = ["step_size_app", "benchmark_settings"]
 
 _SAMPLERS = ("DPS (Chung et al.)", "paper variant (normalized)")
-
-
-class _OfflineApp(App):
-    """An :class:`App` on a plain plotly ``Figure``: same callback, no widget comm (for timing and tests)."""
-
-    def __init__(self, controls, figure, update, title=None):
-        self.controls = dict(controls)
-        self._update = update
-        self.figure = go.Figure(figure)
-        self.title = title
-        self._box = None
-        for w in self.controls.values():
-            w.observe(self._on_change, names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        raise TypeError("live: this app was built with live=False (no FigureWidget); use step_size_app(live=True)")
 
 
 def benchmark_settings() -> list[dict]:
@@ -111,5 +92,4 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
         tv = G.tv_distance(freq, w)
         f.layout.title.text = f"{name}, {sym} = {step:.3g}: total variation {tv:.3f} ({n} samples)"
 
-    cls = App if live else _OfflineApp
-    return cls(controls, fig, update, title="Guided sampling with a memorized prior")
+    return App(controls, fig, update, title="Guided sampling with a memorized prior", live=live)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 
 from .. import mle
 from .._checks import as_tensor, check_positive
@@ -16,40 +15,6 @@ from ..plots import memorize as PM
 from . import App
 
 __all__ = ["bandwidth_app", "lookup_app"]
-
-
-class _PlainFigureApp(App):
-    """An :class:`App` drawn on a plain ``plotly.graph_objects.Figure`` instead of a ``FigureWidget``.
-
-    It runs the identical controls -> update path, so
-    :func:`memprior.widgets.callback_latencies` times the same callback.  A ``FigureWidget``
-    created while a notebook executes for the book stores its whole state, including the
-    plotly.js bundle (several MB), in the built page; this variant keeps the page light.
-    """
-
-    def __init__(self, controls, figure, update, title=None):
-        if not callable(update):
-            raise TypeError("update: must be callable as update(fig, **values)")
-        if len(controls) == 0:
-            raise ValueError("controls: need at least one control")
-        self.controls = dict(controls)
-        self._update = update
-        self.figure = go.Figure(figure)
-        self.title = title
-        self._box = None
-        for w in self.controls.values():
-            w.observe(self._on_change, names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        raise TypeError("live: this app was built with live=False (no FigureWidget); build it with live=True")
-
-
-def _check_live(live) -> type:
-    if not isinstance(live, bool):
-        raise TypeError(f"live: expected True or False, got {type(live).__name__}")
-    return App if live else _PlainFigureApp
 
 
 def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 400), n: int = 20,
@@ -87,7 +52,6 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
     """
     import ipywidgets as W
 
-    cls = _check_live(live)
     pool_t = as_tensor("pool", pool)
     if pool_t.dim() != 2 or pool_t.shape[1] != 1:
         raise ValueError(f"pool: expected shape [N_max, 1], got {list(pool_t.shape)}")
@@ -122,7 +86,7 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
         f.data[0].name = f"p<sub>σ</sub>, N = {N}"
         f.layout.title.text = PM._bandwidth_title(pan)
 
-    return cls(controls, fig, update, title="Maximum likelihood and the bandwidth")
+    return App(controls, fig, update, title="Maximum likelihood and the bandwidth", live=live)
 
 
 def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float = 0.3,
@@ -152,7 +116,6 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
     """
     import ipywidgets as W
 
-    cls = _check_live(live)
     gamma = check_positive("gamma", gamma)
     xt = as_tensor("x_train", x_train)
     grid = as_tensor("x_grid", x_grid)
@@ -176,4 +139,4 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
         f.data[4].y = pan["weights"]
         f.layout.title.text = PM._lookup_title(pan)
 
-    return cls(controls, fig, update, title="The lookup posterior")
+    return App(controls, fig, update, title="The lookup posterior", live=live)

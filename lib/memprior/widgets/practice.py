@@ -129,11 +129,7 @@ def datum_app(priors: Mapping[str, tuple], a, gamma: float, reference: Callable,
             f.data[k * per_panel + per_panel - 1].x = lx
         f.layout.title.text = datum_title(short, float(y), dd)
 
-    if not isinstance(live, bool):
-        raise TypeError(f"live: expected True or False, got {type(live).__name__}")
-    from .guidance import _OfflineApp  # the same App on a plain figure
-    cls = App if live else _OfflineApp
-    return cls(controls, fig, update, title="The datum and the posterior each prior implies")
+    return App(controls, fig, update, title="The datum and the posterior each prior implies", live=live)
 
 
 def benchmark_settings(y_range: tuple = (-3.0, 3.0), k: int = 13) -> list[dict]:

@@ -8,7 +8,6 @@ then redraws the figure in place.  The static book shows the kernel-free twins
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from .. import posterior as P
@@ -49,34 +48,6 @@ def training_problem(n: int, y: float, gamma: float, n_grid: int = 500) -> P.Pro
         return P.stylized_1d(y=y, gamma=gamma, n_grid=n_grid)
     x = torch.linspace(-3.0, 3.0, n, dtype=torch.float64)[:, None]
     return P.stylized_1d(y=y, gamma=gamma, n_grid=n_grid, x_train=x)
-
-
-class _OfflineApp(App):
-    """An :class:`App` whose figure is a plain ``plotly.graph_objects.Figure``.
-
-    It runs the identical controls -> update path, so :func:`memprior.widgets.callback_latencies`
-    times the same callback, but it opens no ``FigureWidget``.  A ``FigureWidget`` created while
-    a notebook is executed for the book stores its whole state, including the plotly.js bundle
-    (about 2.4 MB), in the page; this variant keeps the built page light.
-    """
-
-    def __init__(self, controls, figure, update, title=None):
-        if not callable(update):
-            raise TypeError("update: must be callable as update(fig, **values)")
-        if len(controls) == 0:
-            raise ValueError("controls: need at least one control")
-        self.controls = dict(controls)
-        self._update = update
-        self.figure = go.Figure(figure)
-        self.title = title
-        self._box = None
-        for w in self.controls.values():
-            w.observe(self._on_change, names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        raise TypeError("live: this app was built with live=False (no FigureWidget); use stylized_app(live=True)")
 
 
 def stylized_app(sigma: float = 0.3, gamma: float = 0.3, y: float = 0.0, n: int = 0, live: bool = True) -> App:
@@ -139,8 +110,7 @@ def stylized_app(sigma: float = 0.3, gamma: float = 0.3, y: float = 0.0, n: int 
             f.data[6 + i].y = p[k]
         f.layout.title.text = S._title(p, f"σ = {sigma:.3g}, γ = {gamma:.3g}, y = {y:.2f}")
 
-    cls = App if live else _OfflineApp
-    return cls(controls, fig, update, title="A stylized inverse problem: exact vs linearized posterior")
+    return App(controls, fig, update, title="A stylized inverse problem: exact vs linearized posterior", live=live)
 
 
 def benchmark_settings(n_moves: int = 40, seed: int = 0) -> list[dict]:
