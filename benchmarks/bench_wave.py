@@ -177,7 +177,7 @@ def main():
     if args.child:
         child(*args.child)
         return
-    rep = 2 if args.quick else 5
+    rep = 3 if args.quick else 9
     lines = []
     out = lines.append
     load = os.getloadavg()
@@ -197,7 +197,7 @@ def main():
     out("| case | grid with PML | baseline (s) | memprior (s) | speed-up | LU factors baseline / memprior "
         "(MiB) | peak RSS baseline / memprior (MiB; increase during the gradient) | max rel. diff of gradients |")
     out("|---|---|---|---|---|---|---|---|")
-    speedups = {}
+    speedups, befores = {}, []
     for name, case in CASES.items():
         n, dx, npml, f, m, acq, d_obs = setup(case)
         s = Helmholtz2D(n, n, dx, npml=npml)
@@ -218,6 +218,7 @@ def main():
         lu_b, lu_m = spla.splu(A), s.factorize(m, f).lu
         mib = lambda lu: (lu.L.nnz + lu.U.nnz) * 16 / 2 ** 20  # noqa: E731
         pb, pm = peak_memory(name, "baseline"), peak_memory(name, "memprior")
+        befores += [pb["before"], pm["before"]]
         t_b, t_m = float(np.median(tb)), float(np.median(tm))
         speedups[name] = t_b / t_m
         out(f"| {name} | {s.NX}² | {t_b:.3f} | {t_m:.3f} | **{t_b / t_m:.1f}×** | {2 * mib(lu_b):.0f} / "
@@ -225,8 +226,8 @@ def main():
             f"+{pm['peak'] - pm['before']:.0f}) | {diff:.1e} |")
         print(lines[-1], flush=True)
     out("\nLU factors: the baseline holds two factorizations (A and conj A).  Peak RSS: one forward+gradient in "
-        "a fresh process; the process holds about {:.0f} MiB (Python, numpy, scipy, torch) before it "
-        "starts.\n".format(pm["before"]))
+        "a fresh process, which holds {:.0f}–{:.0f} MiB (Python, numpy, scipy, torch, the model) before the "
+        "gradient starts; the increase is in brackets.\n".format(min(befores), max(befores)))
 
     # ---------------------------------------------------------------- where the time goes
     out("## Where the time goes: factorization and one right-hand side\n")

@@ -335,21 +335,20 @@ def test_wave_figures_and_slider_twins():
     sl = wplots.frequency_slider(frames, [1.0, 1.5, 2.0], solver.x, solver.z, points={"s": acq.sources})
     assert len(sl.frames) == 3 and all(len(fr.data) == 1 and fr.data[0].type == "heatmap" for fr in sl.frames)
     assert len(sl.layout.shapes) == acq.n_src  # markers are shapes, not traces (plotly.js frame quirk)
-    ph = wplots.phase_animation(u, solver.x, solver.z, n_phase=8)
+    ph = wplots.phase_animation(u, solver.x, solver.z, n_phase=8, clip=None)
     z0, z2 = np.asarray(ph.frames[0].data[0].z), np.asarray(ph.frames[2].data[0].z)
     s = np.abs(u).max()
     # frame k shows Re(u e^{-i k 2π/8}): a quarter period later it is Im(u)
     assert np.allclose(z0, (np.real(u) / s).T, atol=1e-6) and np.allclose(z2, (np.imag(u) / s).T, atol=1e-6)
     assert ph.layout.updatemenus  # play button
+    robust = wplots.phase_animation(u, solver.x, solver.z, n_phase=4)  # 99th-percentile scaling, clipped
+    z_r = np.asarray(robust.frames[0].data[0].z)
+    assert np.abs(z_r).max() == 1.0 and np.allclose(np.abs(z_r) < 1, np.abs(z0) < np.quantile(np.abs(u), 0.99) / s)
     assert max(plots.figure_bytes(f) for f in (sl, ph)) < 1.5e6
     with pytest.raises(ValueError, match="a: expected shape"):
         wplots.field_figure(np.zeros((3, 3)), solver.x, solver.z)
     with pytest.raises(ValueError, match="n_phase"):
         wplots.phase_animation(u, solver.x, solver.z, n_phase=1)
-    with pytest.raises(TypeError, match="fig"):
-        wplots.glueable("not a figure")
-    bundle = wplots.glueable(fig)._repr_mimebundle_()
-    assert "application/vnd.plotly.v1+json" in bundle
 
 
 def test_wavefield_app_updates_and_rejects_bad_input():

@@ -254,7 +254,7 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
     base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
     base.update_layout(height=height, barmode="overlay", template=_template(),
                        legend=dict(orientation="h", y=-0.3, x=0), margin=dict(t=110, b=60, l=70, r=20),
-                       title=dict(y=0.98, font=dict(size=14)))
+                       title=dict(y=0.98, x=0.01, xanchor="left", font=dict(size=13)))
     fr, labels, titles = [], [], []
     for N, d in frames.items():
         fr.append(lookup_traces(d["nll_per_datum"]) + ratio_traces(d["r"], d["null_r"], bins))

@@ -9,45 +9,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure
 
 __all__ = [
-    "glueable", "field_heatmap", "field_figure", "fields_row", "greens_line_figure", "dispersion_figure",
+    "field_heatmap", "field_figure", "fields_row", "greens_line_figure", "dispersion_figure",
     "frequency_slider", "phase_animation", "data_figure", "misfit_history_figure",
 ]
-
-
-class _Glueable:
-    """A figure that IPython formats through ``_repr_mimebundle_`` only.
-
-    A plotly ``Figure`` has ``_ipython_display_``, so IPython *displays* it instead of returning a
-    mime bundle: ``myst_nb.glue(name, fig, display=False)`` would then show the figure in the code
-    cell and store an empty record (an empty ``{glue:figure}``).  The wrapper returns the bundle of
-    the active plotly renderer instead.
-    """
-
-    def __init__(self, fig: go.Figure):
-        self.fig = fig
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        name = pio.renderers.default or ""
-        renderer = pio.renderers[name.split("+")[0]] if name else None
-        if renderer is not None and hasattr(renderer, "to_mimebundle"):
-            return renderer.to_mimebundle(self.fig.to_plotly_json())
-        return {"application/vnd.plotly.v1+json": self.fig.to_plotly_json()}
-
-    def __repr__(self) -> str:
-        return f"<figure: {self.fig.layout.title.text or 'untitled'}>"
-
-
-def glueable(fig: go.Figure) -> _Glueable:
-    """Wrap ``fig`` for ``myst_nb.glue(name, glueable(fig), display=False)``."""
-    if not isinstance(fig, go.Figure):
-        raise TypeError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
-    return _Glueable(fig)
 
 
 def _np(a) -> np.ndarray:
@@ -212,9 +181,16 @@ def _point_shapes(fig: go.Figure, points: Mapping[str, np.ndarray] | None, radiu
                           fillcolor=col, line=dict(color="white", width=1), layer="above")
 
 
+def _scale(u: np.ndarray, clip: float | None) -> float:
+    return _sym_range(np.abs(u), clip)
+
+
 def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: str = "",
-                     points: Mapping[str, np.ndarray] | None = None, width: int | None = 560) -> go.Figure:
-    """Kernel-free slider over frequency: Re u (each frame normalized to its own maximum)."""
+                     points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                     clip: float | None = 0.99) -> go.Figure:
+    """Kernel-free slider over frequency: Re u, each frame divided by the ``clip`` quantile of its
+    absolute value (its maximum with ``clip=None``) and clipped to [-1, 1], so that the singular
+    values at the source do not wash out the far field."""
     if len(fields) != len(freqs) or len(fields) == 0:
         raise ValueError("fields, freqs: need one field per frequency (at least one)")
     base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=470, width=width)
@@ -224,25 +200,29 @@ def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: s
     frames = []
     for u in fields:
         a = np.real(_np(u))
-        a = a / (np.max(np.abs(a)) or 1.0)
-        frames.append([field_heatmap(a, x, z, colorscale=DIVERGING, zmin=-1, zmax=1, colorbar_title="Re u / max")])
+        a = np.clip(a / _scale(a, clip), -1.0, 1.0)
+        frames.append([field_heatmap(a, x, z, colorscale=DIVERGING, zmin=-1, zmax=1, colorbar_title="Re u (scaled)")])
     return slider_figure(frames, [f"{f:.1f} Hz" for f in freqs], slider_prefix="frequency: ", base=base)
 
 
 def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
-                    points: Mapping[str, np.ndarray] | None = None, width: int | None = 560) -> go.Figure:
-    """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period."""
+                    points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                    clip: float | None = 0.99) -> go.Figure:
+    """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period.
+
+    Frames are divided by the ``clip`` quantile of |u| (its maximum with ``clip=None``) and clipped
+    to [-1, 1]."""
     u = _np(u)
     if n_phase < 2:
         raise ValueError(f"n_phase: must be >= 2, got {n_phase}")
-    s = float(np.max(np.abs(u))) or 1.0
+    s = _scale(u, clip)
     base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=500, width=width)
     base.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     base.update_xaxes(constrain="domain", range=[float(_np(x)[0]), float(_np(x)[-1])])
     _point_shapes(base, points, radius=0.012 * float(_np(x)[-1] - _np(x)[0]))
     phases = np.arange(n_phase) * 2 * np.pi / n_phase
-    frames = [[field_heatmap(np.real(u * np.exp(-1j * ph)) / s, x, z, colorscale=DIVERGING, zmin=-1, zmax=1,
-                             colorbar_title="Re(u e^(−iωt)) / max")] for ph in phases]
+    frames = [[field_heatmap(np.clip(np.real(u * np.exp(-1j * ph)) / s, -1.0, 1.0), x, z, colorscale=DIVERGING,
+                             zmin=-1, zmax=1, colorbar_title="Re(u e^(−iωt)) (scaled)")] for ph in phases]
     labels = [f"{360 * ph / (2 * np.pi):.0f}°" for ph in phases]
     return slider_figure(frames, labels, slider_prefix="phase ωt = ", base=base, play_button=True,
                          frame_duration_ms=80)

@@ -4,39 +4,12 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import plotly.graph_objects as go
 
 from . import App
 from ..plots import wave as wplots
 from ..wave import Acquisition, Helmholtz2D
 
 __all__ = ["wavefield_app"]
-
-
-class _PlainFigureApp(App):
-    """The same controls -> update path on a plain ``go.Figure`` (no ``FigureWidget``).
-
-    Used to time the callback while a notebook is executed for the book: a ``FigureWidget``
-    stores its whole state, plotly.js bundle included (megabytes), in the built page.
-    """
-
-    def __init__(self, controls, figure, update, title=None):
-        if not callable(update):
-            raise TypeError("update: must be callable as update(fig, **values)")
-        if len(controls) == 0:
-            raise ValueError("controls: need at least one control")
-        self.controls = dict(controls)
-        self._update = update
-        self.figure = go.Figure(figure)
-        self.title = title
-        self._box = None
-        for w in self.controls.values():
-            w.observe(self._on_change, names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        raise TypeError("live: this app was built with live=False (no FigureWidget); use live=True to display it")
 
 
 def wavefield_app(solver: Helmholtz2D, models: Mapping[str, np.ndarray], freqs=(2.0, 8.0, 0.5),
@@ -64,7 +37,7 @@ def wavefield_app(solver: Helmholtz2D, models: Mapping[str, np.ndarray], freqs=(
     """
     import ipywidgets as W
 
-    if not isinstance(live, bool):
+    if not isinstance(live, bool):  # checked before any work (App checks it again)
         raise TypeError(f"live: expected True or False, got {type(live).__name__}")
     if not isinstance(solver, Helmholtz2D):
         raise TypeError(f"solver: expected a Helmholtz2D, got {type(solver).__name__}")
@@ -102,5 +75,4 @@ def wavefield_app(solver: Helmholtz2D, models: Mapping[str, np.ndarray], freqs=(
         f.data[1].x = [source_x]
         f.layout.title.text = f"Re u at {freq:.1f} Hz, source at x = {source_x:.2f} km, model: {model}"
 
-    cls = App if live else _PlainFigureApp
-    return cls(controls, fig, update, title="Helmholtz wavefield explorer")
+    return App(controls, fig, update, title="Helmholtz wavefield explorer", live=live)
