@@ -303,7 +303,7 @@ def test_bad_sigma_and_gamma(bad):
 
 def test_bad_training_set_and_shapes():
     for call in _all_calls(x=torch.zeros(0, 1, dtype=D64)):
-        with pytest.raises(ValueError, match="x_train: empty training set"):
+        with pytest.raises(ValueError, match="x_train: the training set is empty"):
             call()
     for call in _all_calls(x=X1[:, 0]):
         with pytest.raises(ValueError, match=r"x_train: expected shape \[N, d\]"):

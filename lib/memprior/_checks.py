@@ -15,7 +15,7 @@ import torch
 
 __all__ = [
     "check_positive", "check_nonneg", "check_int", "check_finite", "as_tensor",
-    "check_shape", "progress", "in_book_build",
+    "check_shape", "as_train", "as_data", "check_forward", "apply_forward", "progress", "in_book_build",
 ]
 
 
@@ -95,6 +95,53 @@ def check_shape(name: str, x: torch.Tensor, shape: tuple) -> torch.Tensor:
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise ValueError(f"{name}: expected shape {want}, got {list(x.shape)}")
     return x
+
+
+def as_train(x_train, name: str = "x_train") -> torch.Tensor:
+    """A training set as a finite ``[N, d]`` tensor with N >= 1 and d >= 1."""
+    x = as_tensor(name, x_train)
+    if x.dim() != 2:
+        raise ValueError(f"{name}: expected shape [N, d] with N >= 1 and d >= 1, got shape {list(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: the training set is empty; need N >= 1 rows of shape [N, d]")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: need d >= 1 columns, got shape [N, 0]")
+    return x
+
+
+def as_data(y, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A datum as a finite ``[m]`` tensor (a scalar becomes ``[1]``)."""
+    t = as_tensor("y", y, finite=False)
+    if t.dim() == 0:
+        t = t.reshape(1)
+    if t.dim() != 1 or t.shape[0] == 0:
+        raise ValueError(f"y: expected shape [m] with m >= 1, got {list(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError("y: contains NaN or inf; all entries must be finite")
+    return t if dtype is None else t.to(dtype)
+
+
+def check_forward(forward) -> None:
+    """Raise ``TypeError`` unless ``forward`` is callable."""
+    if not callable(forward):
+        raise TypeError(f"forward: expected a callable mapping [B, d] -> [B, m], got {type(forward).__name__}")
+
+
+def apply_forward(forward, x: torch.Tensor, m: int, what: str = "x_train", *, dtype: torch.dtype | None = None,
+                  finite: bool = True) -> torch.Tensor:
+    """``forward(x)``, checked to be a real ``[B, m]`` tensor (autograd kept), cast to ``dtype`` (default x's)."""
+    out = forward(x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"forward: must return a torch.Tensor of shape [B, m], got {type(out).__name__}")
+    if out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != m:
+        raise ValueError(f"forward: must map [B, d] -> [B, m] with m = len(y) = {m}; on {what} of shape "
+                         f"{list(x.shape)} it returned shape {list(out.shape)}")
+    if out.is_complex():
+        raise TypeError("forward: must return a real tensor (stack real and imaginary parts for complex data)")
+    out = out.to(x.dtype if dtype is None else dtype)
+    if finite and not torch.isfinite(out).all():
+        raise ValueError(f"forward: returned NaN or inf on {what}; F must be finite there")
+    return out
 
 
 def in_book_build() -> bool:

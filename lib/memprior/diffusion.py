@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_tensor, check_int, check_nonneg, check_positive, check_shape, progress
+from ._checks import as_tensor, as_train, check_int, check_nonneg, check_positive, check_shape, progress
 
 __all__ = [
     "Schedule",
@@ -213,15 +213,6 @@ def _check_schedule(schedule) -> "Schedule":
     return schedule
 
 
-def _check_train(x_train, name: str = "x_train") -> torch.Tensor:
-    x = as_tensor(name, x_train, ndim=2)
-    if x.shape[0] < 1:
-        raise ValueError(f"{name}: the training set is empty; need N >= 1 rows, got shape {list(x.shape)}")
-    if x.shape[1] < 1:
-        raise ValueError(f"{name}: need dimension d >= 1, got shape {list(x.shape)}")
-    return x
-
-
 # --------------------------------------------------------------------------------------
 # The closed-form memorized denoiser
 # --------------------------------------------------------------------------------------
@@ -244,7 +235,7 @@ class MemorizedDenoiser:
 
     def __init__(self, x_train, schedule: Schedule):
         self.schedule = _check_schedule(schedule)
-        self.x_train = _check_train(x_train).to(torch.float64)
+        self.x_train = as_train(x_train).to(torch.float64)
         self.n, self.dim = self.x_train.shape
         self.dtype = torch.float64
         self._sq = (self.x_train ** 2).sum(1)  # [N]
@@ -321,7 +312,7 @@ def terminal_sample(x_train, schedule: Schedule, n: int, generator: torch.Genera
     :math:`x_{T-1} = \\sqrt{\\bar\\alpha_{T-1}}\\, x_m + \\sqrt{1-\\bar\\alpha_{T-1}}\\,\\varepsilon`,
     ``m`` uniform over the training set.  Returns ``Tensor[n, d]``.
     """
-    x = _check_train(x_train)
+    x = as_train(x_train)
     schedule = _check_schedule(schedule)
     n = check_int("n", n, low=1)
     dtype = dtype or x.dtype
@@ -523,7 +514,7 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
     Tensor[len(t)], float64: the mean squared error per level (summed over the d coordinates).
     """
     _check_denoiser(denoiser)
-    x = _check_train(x_train).to(torch.float64)
+    x = as_train(x_train).to(torch.float64)
     schedule = _check_schedule(schedule)
     if x.shape[1] != denoiser.dim:
         raise ValueError(f"x_train: expected shape [N, {denoiser.dim}] (the denoiser's d), got {list(x.shape)}")
@@ -594,7 +585,7 @@ class MLPDenoiser(nn.Module):
         self.register_buffer("alpha_bar", schedule.alpha_bar.to(torch.float32))
         self.register_buffer("freqs", (2.0 ** torch.arange(self.n_freq, dtype=torch.float32)) * math.pi)
         if x_train is not None:
-            xt = _check_train(x_train)
+            xt = as_train(x_train)
             if xt.shape[1] != self.dim:
                 raise ValueError(f"x_train: expected shape [N, {self.dim}], got {list(xt.shape)}")
             self.register_buffer("x_train", xt.to(torch.float32))
@@ -722,7 +713,7 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
         (mean training loss over each logging window), ``.from_cache`` (bool) and
         ``.snapshots`` (dict mapping each step of ``snapshot_steps`` to a frozen MLPDenoiser).
     """
-    x = _check_train(x_train).to(torch.float32)
+    x = as_train(x_train).to(torch.float32)
     schedule = _check_schedule(schedule)
     steps = check_int("steps", steps, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)

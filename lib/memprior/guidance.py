@@ -40,8 +40,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from ._checks import as_tensor, check_int, check_positive, check_shape, progress
-from .diffusion import Schedule
+from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive,
+                      check_shape, progress)
+from .diffusion import Schedule, _check_schedule, _timesteps
 
 __all__ = [
     "dps_sample",
@@ -66,52 +67,6 @@ _TINY = 1e-300
 
 
 # ============================================================================ validation
-def _check_schedule(schedule) -> Schedule:
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule: expected a memprior.diffusion.Schedule, got {type(schedule).__name__}")
-    return schedule
-
-
-def _as_train(x_train) -> torch.Tensor:
-    x = as_tensor("x_train", x_train)
-    if x.dim() != 2:
-        raise ValueError(f"x_train: expected shape [N, d] with N >= 1 and d >= 1, got shape {list(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError("x_train: the training set is empty; need N >= 1 rows of shape [N, d]")
-    if x.shape[1] == 0:
-        raise ValueError("x_train: need d >= 1 columns, got shape [N, 0]")
-    return x.to(_F64)
-
-
-def _as_y(y) -> torch.Tensor:
-    t = as_tensor("y", y, finite=False)
-    if t.dim() == 0:
-        t = t.reshape(1)
-    if t.dim() != 1 or t.shape[0] == 0:
-        raise ValueError(f"y: expected shape [m] with m >= 1, got {list(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError("y: contains NaN or inf; all entries must be finite")
-    return t.to(_F64)
-
-
-def _check_forward(forward) -> None:
-    if not callable(forward):
-        raise TypeError(f"forward: expected a callable mapping [B, d] -> [B, m], got {type(forward).__name__}")
-
-
-def _apply(forward: Forward, x: torch.Tensor, m: int, what: str) -> torch.Tensor:
-    """``forward(x)`` checked to be a real ``[B, m]`` tensor; returned in float64 (autograd kept)."""
-    out = forward(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"forward: must return a torch.Tensor of shape [B, m], got {type(out).__name__}")
-    if out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != m:
-        raise ValueError(f"forward: must map [B, d] -> [B, m] with m = len(y) = {m}; on {what} of shape "
-                         f"{list(x.shape)} it returned shape {list(out.shape)}")
-    if out.is_complex():
-        raise TypeError("forward: must return a real tensor (stack real and imaginary parts for complex data)")
-    return out.to(_F64)
-
-
 def _check_denoiser(denoiser) -> int:
     for attr in ("denoise", "eps"):
         if not callable(getattr(denoiser, attr, None)):
@@ -120,16 +75,6 @@ def _check_denoiser(denoiser) -> int:
     if not isinstance(dim, int) or dim < 1:
         raise TypeError("denoiser: needs an integer attribute .dim >= 1 (the data dimension)")
     return dim
-
-
-def _timesteps(schedule: Schedule, steps) -> list[int]:
-    """Visited levels, noisiest first (all ``T`` levels, or ``steps`` evenly spaced ones)."""
-    T = schedule.n_steps
-    if steps is None:
-        return list(range(T - 1, -1, -1))
-    steps = check_int("steps", steps, low=1, high=T)
-    ts = np.unique(np.round(np.linspace(0, T - 1, steps)).astype(int))[::-1]
-    return [int(v) for v in ts]
 
 
 def _pairs(schedule: Schedule, ts: list[int]):
@@ -194,11 +139,11 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         :func:`memprior.posterior.lookup_weights`.
     """
     gamma = check_positive("gamma", gamma)
-    _check_forward(forward)
-    x = _as_train(x_train)
-    yt = _as_y(y)
+    check_forward(forward)
+    x = as_train(x_train).to(_F64)
+    yt = as_data(y, _F64)
     with torch.no_grad():
-        Fx = _apply(forward, x, yt.shape[0], "x_train")
+        Fx = apply_forward(forward, x, yt.shape[0], "x_train", dtype=_F64, finite=False)
     if not torch.isfinite(Fx).all():
         raise ValueError("forward: returned NaN or inf on x_train; F must be finite there")
     m = yt.shape[0]
@@ -207,7 +152,7 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
 
 def _gauss_loglik(forward, x0: torch.Tensor, y: torch.Tensor, gamma: float, what: str) -> torch.Tensor:
     """``log N(y; F(x0), gamma^2 I)`` per row, differentiable in ``x0``."""
-    r = y[None, :] - _apply(forward, x0, y.shape[0], what)
+    r = y[None, :] - apply_forward(forward, x0, y.shape[0], what, dtype=_F64, finite=False)
     m = y.shape[0]
     return -(r ** 2).sum(1) / (2 * gamma ** 2) - 0.5 * m * math.log(2 * math.pi * gamma ** 2)
 
@@ -238,7 +183,7 @@ class PosteriorDenoiser:
 
     def __init__(self, x_train, schedule: Schedule, log_lik):
         self.schedule = _check_schedule(schedule)
-        self.x_train = _as_train(x_train)
+        self.x_train = as_train(x_train).to(_F64)
         self.n, self.dim = self.x_train.shape
         ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
         check_shape("log_lik", ll, (self.n,))
@@ -286,7 +231,7 @@ def posterior_terminal_sample(x_train, schedule: Schedule, log_lik, n: int,
     :math:`x_{T-1} = \\sqrt{\\bar\\alpha_{T-1}}\\,x_k + \\sqrt{1-\\bar\\alpha_{T-1}}\\,\\varepsilon`
     with ``k ~ softmax(log_lik)``.  Returns ``Tensor[n, d]`` (float64).
     """
-    x = _as_train(x_train)
+    x = as_train(x_train).to(_F64)
     schedule = _check_schedule(schedule)
     n = check_int("n", n, low=1)
     ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
@@ -409,8 +354,8 @@ def noisy_likelihoods(x_train, forward: Forward, y, gamma: float, schedule: Sche
     schedule = _check_schedule(schedule)
     t = schedule.check_t(t)
     ll = log_likelihoods(forward, x_train, y, gamma)
-    xtr = _as_train(x_train)
-    yt = _as_y(y)
+    xtr = as_train(x_train).to(_F64)
+    yt = as_data(y, _F64)
     x = as_tensor("x_t", x_t, ndim=2).to(_F64)
     if x.shape[1] != xtr.shape[1]:
         raise ValueError(f"x_t: expected shape [B, {xtr.shape[1]}] (d of x_train), got {list(x.shape)}")
@@ -492,13 +437,13 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     """
     dim = _check_denoiser(denoiser)
     schedule = _check_schedule(schedule)
-    _check_forward(forward)
+    check_forward(forward)
     gamma = check_positive("gamma", gamma)
     n = check_int("n", n, low=1)
     zeta = check_positive("zeta", zeta)
     if rule not in ("chung", "plugin"):
         raise ValueError(f"rule: must be 'chung' or 'plugin', got {rule!r}")
-    yt = _as_y(y)
+    yt = as_data(y, _F64)
     ts = _timesteps(schedule, steps)
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     res_hist, step_hist = [], []
@@ -508,7 +453,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
         xr = x.detach().requires_grad_(True)
         with torch.enable_grad():
             x0 = _denoise(denoiser, xr, t)
-            r = yt[None, :] - _apply(forward, x0, yt.shape[0], "x0_hat")
+            r = yt[None, :] - apply_forward(forward, x0, yt.shape[0], "x0_hat", dtype=_F64, finite=False)
             sq = (r ** 2).sum(1)
             (grad,) = torch.autograd.grad(sq.sum(), xr)
         x0 = x0.detach()
@@ -578,10 +523,10 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     """
     dim = _check_denoiser(denoiser)
     schedule = _check_schedule(schedule)
-    _check_forward(forward)
+    check_forward(forward)
     n = check_int("n", n, low=1)
     eta = check_positive("eta", eta)
-    yt = _as_y(y)
+    yt = as_data(y, _F64)
     ts = _timesteps(schedule, steps)
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     x0 = x
@@ -592,7 +537,7 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
         x_next = a_s.sqrt() * x0 + (1 - a_s).sqrt() * e
         x0r = x0.detach().requires_grad_(True)
         with torch.enable_grad():
-            r = yt[None, :] - _apply(forward, x0r, yt.shape[0], "x0_hat")
+            r = yt[None, :] - apply_forward(forward, x0r, yt.shape[0], "x0_hat", dtype=_F64, finite=False)
             (g,) = torch.autograd.grad((r ** 2).sum(), x0r)
         g = g / a_t.sqrt()
         gn = g.norm(dim=1, keepdim=True)
@@ -683,8 +628,8 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     if kernel not in ("mixture", "gaussian"):
         raise ValueError(f"kernel: must be 'mixture' or 'gaussian', got {kernel!r}")
     ll = log_likelihoods(forward, x_train, y, gamma)  # validates forward, x_train, y, gamma
-    xtr = _as_train(x_train)
-    yt = _as_y(y)
+    xtr = as_train(x_train).to(_F64)
+    yt = as_data(y, _F64)
     N, d = xtr.shape
     ab = schedule.alpha_bar.to(_F64)
     ts = _timesteps(schedule, steps)
@@ -795,7 +740,7 @@ def nearest_training_point(samples, x_train):
     (LongTensor[B], Tensor[B])
         Index of the nearest training point, and the Euclidean distance to it.
     """
-    xtr = _as_train(x_train)
+    xtr = as_train(x_train).to(_F64)
     s = as_tensor("samples", samples, ndim=2).to(_F64)
     if s.shape[0] < 1:
         raise ValueError("samples: need at least one sample, got shape " + str(list(s.shape)))
@@ -809,7 +754,7 @@ def nearest_training_point(samples, x_train):
 def assignment_frequencies(samples, x_train) -> torch.Tensor:
     """Fraction of samples whose nearest training point is ``x_n``, shape ``[N]`` (sums to one)."""
     idx, _ = nearest_training_point(samples, x_train)
-    N = _as_train(x_train).shape[0]
+    N = as_train(x_train).to(_F64).shape[0]
     return torch.bincount(idx, minlength=N).to(_F64) / idx.numel()
 
 

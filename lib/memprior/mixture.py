@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import as_tensor, as_train, check_int, check_positive
 
 __all__ = ["GaussianMixturePrior", "pairwise_sq_dists"]
 
@@ -49,17 +49,6 @@ def pairwise_sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.cat([((x[i:i + step, None, :] - c[None, :, :]) ** 2).sum(-1) for i in range(0, B, step)])
 
 
-def _as_train(x_train) -> torch.Tensor:
-    x = as_tensor("x_train", x_train)
-    if x.dim() != 2:
-        raise ValueError(f"x_train: expected shape [N, d] with N >= 1 and d >= 1, got shape {list(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError("x_train: empty training set; need N >= 1 rows of shape [N, d]")
-    if x.shape[1] == 0:
-        raise ValueError("x_train: need d >= 1 columns, got shape [N, 0]")
-    return x
-
-
 class GaussianMixturePrior:
     """Equal-weight isotropic Gaussian mixture over training examples.
 
@@ -86,7 +75,7 @@ class GaussianMixturePrior:
     """
 
     def __init__(self, x_train, sigma: float):
-        self.x_train = _as_train(x_train)
+        self.x_train = as_train(x_train)
         self.sigma = check_positive("sigma", sigma)
         self.n, self.dim = self.x_train.shape
 

@@ -24,8 +24,8 @@ from typing import Callable
 
 import torch
 
-from ._checks import as_tensor, check_int, check_positive
-from .mixture import _as_train, pairwise_sq_dists
+from ._checks import apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive
+from .mixture import pairwise_sq_dists
 
 __all__ = [
     "lookup_weights",
@@ -60,46 +60,11 @@ _CHUNK_ELEMS = 4_000_000
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_forward_callable(forward) -> None:
-    if not callable(forward):
-        raise TypeError(f"forward: expected a callable mapping [B, d] -> [B, m], got {type(forward).__name__}")
-
-
-def _as_y(y, dtype) -> torch.Tensor:
-    t = as_tensor("y", y, finite=False)
-    if t.dim() == 0:
-        t = t.reshape(1)
-    if t.dim() != 1 or t.shape[0] == 0:
-        raise ValueError(f"y: expected shape [m] with m >= 1, got {list(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError("y: contains NaN or inf; all entries must be finite")
-    return t.to(dtype)
-
-
-def _apply(forward: Forward, x: torch.Tensor, m: int, what: str = "x_train") -> torch.Tensor:
-    """Call ``forward`` on ``x [B, d]`` and check the result is a finite ``[B, m]`` tensor."""
-    out = forward(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"forward: must return a torch.Tensor of shape [B, m], got {type(out).__name__}")
-    B = x.shape[0]
-    if out.dim() != 2 or out.shape[0] != B or out.shape[1] != m:
-        raise ValueError(
-            f"forward: must map [B, d] -> [B, m] with m = len(y) = {m}; "
-            f"on {what} of shape {list(x.shape)} it returned shape {list(out.shape)}"
-        )
-    if out.is_complex():
-        raise TypeError("forward: must return a real tensor (stack real and imaginary parts for complex data)")
-    out = out.to(x.dtype)
-    if not torch.isfinite(out).all():
-        raise ValueError(f"forward: returned NaN or inf on {what}; F must be finite there")
-    return out
-
-
 def _prepare(forward, x_train, y):
-    _check_forward_callable(forward)
-    x = _as_train(x_train)
-    yt = _as_y(y, x.dtype)
-    Fx = _apply(forward, x, yt.shape[0])
+    check_forward(forward)
+    x = as_train(x_train)
+    yt = as_data(y, x.dtype)
+    Fx = apply_forward(forward, x, yt.shape[0])
     return x, yt, Fx
 
 
@@ -157,8 +122,8 @@ def jacobians(forward: Forward, x_train, m: int | None = None) -> torch.Tensor:
     -------
     Tensor [N, m, d]
     """
-    _check_forward_callable(forward)
-    x = _as_train(x_train)
+    check_forward(forward)
+    x = as_train(x_train)
     if m is None:
         probe = forward(x[:1])
         if not isinstance(probe, torch.Tensor) or probe.dim() != 2:
@@ -499,7 +464,7 @@ def _grid_terms(forward, x_train, y, sigma, gamma, grid):
     else:
         a, b = torch.meshgrid(axes[0], axes[1], indexing="ij")
         pts = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
-    Fg = _apply(forward, pts, yt.shape[0], what="the grid")
+    Fg = apply_forward(forward, pts, yt.shape[0], what="the grid")
     m = yt.shape[0]
     loglik = -((yt[None, :] - Fg) ** 2).sum(1) / (2.0 * gamma ** 2) - 0.5 * m * (_LOG2PI + 2.0 * math.log(gamma))
     shape = tuple(ax.shape[0] for ax in axes)
@@ -607,7 +572,7 @@ def grid_posterior(forward: Forward, x_train, y, sigma: float, gamma: float, gri
     _check_covers(axes, x)
     g = tuple(axes) if len(axes) == 2 else axes[0]
     pts = grid_points(g).to(x.dtype)
-    Fg = _apply(forward, pts, yt.shape[0], what="the grid")
+    Fg = apply_forward(forward, pts, yt.shape[0], what="the grid")
     loglik = -((yt[None, :] - Fg) ** 2).sum(1) / (2.0 * gamma ** 2)
     logprior = torch.logsumexp(-pairwise_sq_dists(pts, x) / (2.0 * sigma ** 2), dim=1)
     vol = cell_volumes(g).to(x.dtype)
@@ -695,7 +660,7 @@ def component_weights_is(forward: Forward, x_train, y, sigma: float, gamma: floa
     half_logdet_prec = torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # [N]
     logq = half_logdet_prec[:, None] - 0.5 * d * _LOG2PI - 0.5 * (z[..., 0] ** 2).sum(-1)
     logprior = -((xs - x[:, None, :]) ** 2).sum(-1) / (2 * sigma ** 2) - 0.5 * d * (_LOG2PI + 2 * math.log(sigma))
-    Fs = _apply(forward, xs.reshape(N * n_samples, d), m, what="importance samples").reshape(N, n_samples, m)
+    Fs = apply_forward(forward, xs.reshape(N * n_samples, d), m, what="importance samples").reshape(N, n_samples, m)
     loglik = -((yt - Fs) ** 2).sum(-1) / (2 * gamma ** 2)
     logZ = torch.logsumexp(logprior + loglik - logq, dim=1) - math.log(n_samples)
     return torch.softmax(logZ, dim=0)
@@ -754,8 +719,8 @@ def sigma_crit(forward: Forward, x_train, gamma: float) -> float:
         ``inf`` if F has zero Jacobian at every training point.
     """
     gamma = check_positive("gamma", gamma)
-    _check_forward_callable(forward)
-    x = _as_train(x_train)
+    check_forward(forward)
+    x = as_train(x_train)
     if x.shape[0] < 2:
         raise ValueError(f"x_train: sigma_crit needs N >= 2 training points (a spacing), got N = {x.shape[0]}")
     Fx = forward(x[:1])
@@ -868,9 +833,9 @@ def stylized_1d(y: float = 0.0, gamma: float = 0.3, n_grid: int = 500, x_train=N
     n_grid = check_int("n_grid", n_grid, low=3)
     if x_train is None:
         x_train = torch.tensor([[-1.5], [-0.4], [0.4], [1.2], [2.5]], dtype=torch.float64)
-    yt = _as_y(y, torch.float64)
+    yt = as_data(y, torch.float64)
     grid = torch.linspace(-3.5, 3.5, n_grid, dtype=torch.float64)
-    return Problem(cubic_forward, _as_train(x_train).to(torch.float64), yt, gamma, grid, name="cubic 1-D")
+    return Problem(cubic_forward, as_train(x_train).to(torch.float64), yt, gamma, grid, name="cubic 1-D")
 
 
 def stylized_sweep(n_train: int, gamma: float = 0.3, n_grid: int = 2001) -> Problem:
@@ -1009,10 +974,10 @@ def plateau_estimate(forward: Forward, y, gamma: float, spacing: float, grid) ->
     """
     gamma = check_positive("gamma", gamma)
     spacing = check_positive("spacing", spacing)
-    _check_forward_callable(forward)
+    check_forward(forward)
     g = _as_axis("grid", grid, torch.float64)
-    yt = _as_y(y, torch.float64)
-    Fg = _apply(forward, g[:, None], yt.shape[0], what="the grid")
+    yt = as_data(y, torch.float64)
+    Fg = apply_forward(forward, g[:, None], yt.shape[0], what="the grid")
     vol = cell_volumes(g)
     logq = -((yt[None] - Fg) ** 2).sum(1) / (2 * gamma ** 2)
     logq = logq - torch.logsumexp(logq + vol.log(), dim=0)  # normalized density
