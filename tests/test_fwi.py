@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from memprior import fwi, guidance, metrics, posterior
+from memprior import fwi, metrics, posterior
 from memprior import velocity as V
 from memprior.diffusion import MemorizedDenoiser, Schedule, ddim_sample
 

@@ -43,6 +43,7 @@ import torch
 from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive,
                       check_shape, progress)
 from .diffusion import Schedule, _check_schedule, _timesteps
+from .mixture import pairwise_sq_dists
 
 __all__ = [
     "dps_sample",
@@ -113,11 +114,6 @@ def _gumbel_argmax(logits: torch.Tensor, generator) -> torch.Tensor:
     """One categorical draw per row of ``logits [..., N]`` (Gumbel-max trick, log-space)."""
     u = torch.rand(logits.shape, generator=generator, dtype=_F64).clamp(min=1e-300, max=1.0 - 1e-16)
     return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)
-
-
-def _sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """``||x_b - c_n||^2`` from differences, shape ``[B, N]``."""
-    return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
 
 
 # ============================================================================ likelihood
@@ -203,7 +199,7 @@ class PosteriorDenoiser:
         x = self._x(x_t)
         t = self.schedule.check_t(t)
         ab = self.schedule.alpha_bar[t].to(_F64)
-        return -_sq_dists(x, ab.sqrt() * self.x_train) / (2 * (1 - ab)) + self.log_lik[None, :]
+        return -pairwise_sq_dists(x, ab.sqrt() * self.x_train) / (2 * (1 - ab)) + self.log_lik[None, :]
 
     def weights(self, x_t, t) -> torch.Tensor:
         """``p(x_0 = x_n | x_t, y)``, shape ``[B, N]``; rows sum to one."""
@@ -314,7 +310,7 @@ def exact_posterior_sample(x_train, forward: Forward, y, gamma: float, schedule:
                 x = x + math.sqrt(var) * _randn(x.shape, generator)
     if return_index:
         if method != "ancestral":
-            k = _sq_dists(x, xtr).argmin(1)
+            k = pairwise_sq_dists(x, xtr).argmin(1)
         return x, k
     return x
 
@@ -360,7 +356,7 @@ def noisy_likelihoods(x_train, forward: Forward, y, gamma: float, schedule: Sche
     if x.shape[1] != xtr.shape[1]:
         raise ValueError(f"x_t: expected shape [B, {xtr.shape[1]}] (d of x_train), got {list(x.shape)}")
     ab = schedule.alpha_bar[t].to(_F64)
-    lw = torch.log_softmax(-_sq_dists(x, ab.sqrt() * xtr) / (2 * (1 - ab)), 1)
+    lw = torch.log_softmax(-pairwise_sq_dists(x, ab.sqrt() * xtr) / (2 * (1 - ab)), 1)
     exact = torch.logsumexp(lw + ll[None, :], 1)
     with torch.no_grad():
         dps = _gauss_loglik(forward, lw.exp() @ xtr, yt, gamma, "x0_hat")
@@ -637,7 +633,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
 
     def prior_logits(x, t):
         a = ab[t]
-        return -_sq_dists(x, a.sqrt() * xtr) / (2 * (1 - a))
+        return -pairwise_sq_dists(x, a.sqrt() * xtr) / (2 * (1 - a))
 
     def twist(x, t):
         """log p~_t(y | x), its gradient, and the prior logits at level t."""
@@ -746,7 +742,7 @@ def nearest_training_point(samples, x_train):
         raise ValueError("samples: need at least one sample, got shape " + str(list(s.shape)))
     if s.shape[1] != xtr.shape[1]:
         raise ValueError(f"samples: expected shape [B, {xtr.shape[1]}] (d of x_train), got {list(s.shape)}")
-    d2 = _sq_dists(s, xtr)
+    d2 = pairwise_sq_dists(s, xtr)
     dmin, idx = d2.min(1)
     return idx, dmin.clamp(min=0).sqrt()
 

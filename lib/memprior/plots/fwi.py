@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import PALETTE, SEQUENTIAL, compact, figure, set_alt, slider_figure
+from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
 
 __all__ = [
     "STYLE", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
