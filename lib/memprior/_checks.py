@@ -15,7 +15,7 @@ import torch
 
 __all__ = [
     "check_positive", "check_nonneg", "check_int", "check_finite", "as_tensor",
-    "check_shape", "as_train", "as_data", "check_forward", "apply_forward", "progress", "in_book_build",
+    "check_shape", "as_train", "as_points", "as_data", "check_forward", "apply_forward", "progress", "in_book_build",
 ]
 
 
@@ -107,6 +107,14 @@ def as_train(x_train, name: str = "x_train") -> torch.Tensor:
     if x.shape[1] == 0:
         raise ValueError(f"{name}: need d >= 1 columns, got shape [N, 0]")
     return x
+
+
+def as_points(name: str, x, dim: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A batch of points as a finite ``[B, dim]`` tensor, cast to ``dtype`` if given."""
+    t = as_tensor(name, x)
+    if t.dim() != 2 or t.shape[1] != dim:
+        raise ValueError(f"{name}: expected shape [B, {dim}] (d = {dim}), got {list(t.shape)}")
+    return t if dtype is None else t.to(dtype)
 
 
 def as_data(y, dtype: torch.dtype | None = None) -> torch.Tensor:

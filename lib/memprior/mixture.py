@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ._checks import as_tensor, as_train, check_int, check_positive
+from ._checks import as_points, as_train, check_int, check_positive
 
 __all__ = ["GaussianMixturePrior", "pairwise_sq_dists"]
 
@@ -84,10 +84,7 @@ class GaussianMixturePrior:
 
     # ------------------------------------------------------------------ helpers
     def _x(self, x) -> torch.Tensor:
-        t = as_tensor("x", x)
-        if t.dim() != 2 or t.shape[1] != self.dim:
-            raise ValueError(f"x: expected shape [B, {self.dim}] (d = {self.dim}), got {list(t.shape)}")
-        return t.to(self.x_train.dtype)
+        return as_points("x", x, self.dim, self.x_train.dtype)
 
     def logits(self, x) -> torch.Tensor:
         """Unnormalized log-responsibilities ``-||x - x_n||^2 / (2 sigma^2)``.

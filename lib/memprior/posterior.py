@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ._checks import apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive
+from ._checks import apply_forward, as_data, as_points, as_tensor, as_train, check_forward, check_int, check_positive
 from .mixture import pairwise_sq_dists
 
 __all__ = [
@@ -204,10 +204,7 @@ class LinearizedMixture:
                 f"logdet={self.logdet})")
 
     def _x(self, x) -> torch.Tensor:
-        t = as_tensor("x", x)
-        if t.dim() != 2 or t.shape[1] != self.dim:
-            raise ValueError(f"x: expected shape [B, {self.dim}] (d = {self.dim}), got {list(t.shape)}")
-        return t.to(self.means.dtype)
+        return as_points("x", x, self.dim, self.means.dtype)
 
     def component_log_prob(self, x) -> torch.Tensor:
         """``log w_n + log N(x; mu_n, Sigma_n)`` for every component.
