@@ -17,40 +17,50 @@ import pytest
 os.environ.setdefault("MEMPRIOR_QUIET", "1")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 BUDGET_S, BUDGET_MB = 90.0, 1536.0
 _RUNAWAY = 3.0
 _nb_stats: dict[str, dict] = {}
 
 
 class _RssWatcher(threading.Thread):
-    """Poll the summed RSS of this process's children (the nbval kernel) until stopped."""
+    """Poll the summed RSS of this process's children (the nbval kernel) until stopped.
+
+    The background book build and its kernels are children too; they are left out.
+    """
 
     def __init__(self):
         super().__init__(daemon=True)
         self.peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
+
+    def _kernel_rss(self) -> int:
+        import psutil
+        from memprior.budgets import _tree_rss
+
+        build = _build_proc.get("proc")
+        total = 0
+        for child in psutil.Process().children(recursive=False):
+            if build is not None and child.pid == build.pid:
+                continue
+            try:
+                total += child.memory_info().rss + _tree_rss(child)
+            except psutil.Error:
+                pass
+        return total
 
     def run(self):
-        import psutil
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for c in me.children(recursive=True):
-                try:
-                    total += c.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.05)
+        while not self._halt.is_set():
+            self.peak = max(self.peak, self._kernel_rss())
+            self._halt.wait(0.05)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
+def pytest_runtest_protocol(item, nextitem):
     path = str(getattr(item, "fspath", ""))
     if not path.endswith(".ipynb"):
         yield
