@@ -48,9 +48,10 @@ def fresh_build() -> float:
 
 
 def glued_latencies() -> dict[str, dict[str, float]]:
-    """Glued values whose key ends in 'p95' (ms), per executed chapter notebook."""
+    """Glued values whose key ends in 'p95' (ms), per chapter, from the build's execution cache."""
     out: dict[str, dict[str, float]] = {}
-    for nb_path in sorted((ROOT / "_build" / "jupyter_execute" / "book").glob("*.ipynb")):
+    chapters = {p.stem.split("_")[0].lstrip("0"): p.stem for p in (ROOT / "book").glob("0*.ipynb")}
+    for nb_path in sorted((ROOT / "_build" / ".jupyter_cache" / "executed").glob("*/base.ipynb")):
         nb = json.loads(nb_path.read_text())
         for cell in nb["cells"]:
             for o in cell.get("outputs", []):
@@ -61,7 +62,8 @@ def glued_latencies() -> dict[str, dict[str, float]]:
                     text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
                     if text is not None:
                         val = "".join(text) if isinstance(text, list) else text
-                        out.setdefault(nb_path.stem, {})[name] = float(val.replace("np.float64(", "").rstrip(")"))
+                        chapter = chapters.get(name.split("-")[0].removeprefix("ch"), name)
+                        out.setdefault(chapter, {})[name] = float(val.replace("np.float64(", "").rstrip(")"))
     return out
 
 
@@ -84,9 +86,9 @@ def main(argv=None) -> int:
     if lat:
         lines += ["### Widget callback latency (p95, measured in the chapter during the build)", "",
                   "| chapter | glued key | p95 ms | budget ms | ratio |", "|---|---|---:|---:|---:|"]
-        for ch, vals in lat.items():
+        for ch, vals in sorted(lat.items()):
             budget = LATENCY_BUDGET_MS.get(ch, 150.0)
-            for k, v in vals.items():
+            for k, v in sorted(vals.items()):
                 lines.append(f"| {ch} | {k} | {v:.0f} | {budget:.0f} | {v / budget:.2f} |")
     print("\n".join(lines))
     failed = [r.notebook for r in runs if not r.ok]

@@ -135,6 +135,10 @@ def test_chapter_renders_figures_and_math(built_book, browser, chapter):
     _load(browser, page)
     n_plots = browser.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length")
     assert n_plots >= 1, f"{chapter}: no rendered plotly figure"
+    unlabelled = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => "
+        "!g.closest('[role=img][aria-label]')).length")
+    assert unlabelled == 0, f"{chapter}: {unlabelled} figure(s) without alt text (aria-label)"
     n_math = browser.execute_script("return document.querySelectorAll('mjx-container').length")
     assert n_math >= 1, f"{chapter}: no typeset math"
     external = [u for u in _requested_urls(browser) if not u.startswith(("file:", "data:", "blob:", "about:"))]

@@ -1,4 +1,4 @@
-"""Serve plotly.js and MathJax from the book's own ``_static`` folder.
+"""Serve plotly.js and MathJax from the book's own ``_static`` folder; give figures their alt text.
 
 The built book must render figures and mathematics with no network: no CDN is
 contacted.  This extension copies ``plotly.min.js`` from the installed plotly
@@ -7,8 +7,10 @@ output, and points Sphinx at the local copies.
 """
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -48,7 +50,41 @@ def _on_build_finished(app, exc):
         shutil.copytree(_mathjax_dir(), dst)
 
 
+_ARIA = re.compile(r'(<div class="memprior-figure" role="img" aria-label=")[^"]*(")')
+
+
+def _figure_alt_to_aria_label() -> None:
+    """Make ``{glue:figure}``'s ``:alt:`` option the plotly figure's ``aria-label``.
+
+    myst-nb applies ``:alt:`` to images only; a plotly figure arrives as raw HTML, whose
+    wrapper (written by ``memprior.plots``) carries an ``aria-label``.  This sets it from ``:alt:``.
+    """
+    from docutils import nodes
+    from myst_nb.ext.glue.directives import PasteFigureDirective
+
+    if getattr(PasteFigureDirective, "_memprior_alt", False):
+        return
+    original = PasteFigureDirective.run
+
+    def run(self):
+        alt = self.options.get("alt")
+        result = original(self)
+        if alt:
+            label = html.escape(" ".join(alt.split()), quote=True)
+            for top in result:
+                for raw in list(top.findall(nodes.raw)):
+                    text = raw.astext()
+                    if _ARIA.search(text):
+                        new = _ARIA.sub(lambda m: m.group(1) + label + m.group(2), text, count=1)
+                        raw.replace_self(nodes.raw("", new, format="html"))
+        return result
+
+    PasteFigureDirective.run = run
+    PasteFigureDirective._memprior_alt = True
+
+
 def setup(app):
+    _figure_alt_to_aria_label()
     # Kernels started by the build inherit this: library progress bars stay silent in the pages.
     os.environ["MEMPRIOR_QUIET"] = "1"
     app.connect("builder-inited", _on_builder_inited)

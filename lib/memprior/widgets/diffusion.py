@@ -10,7 +10,7 @@ from ..plots.diffusion import noising_base, noising_traces
 __all__ = ["noising_app"]
 
 
-def noising_app(x_train_1d, grid=None, n_steps: int = 200) -> App:
+def noising_app(x_train_1d, grid=None, n_steps: int = 200, live: bool = True) -> App:
     """Drag the noise level t and switch schedules: the noised density and the closed-form denoiser.
 
     Parameters
@@ -21,6 +21,8 @@ def noising_app(x_train_1d, grid=None, n_steps: int = 200) -> App:
         Evaluation grid (default 400 points covering the data ± 3).
     n_steps : int
         Number of schedule steps.
+    live : bool
+        ``False`` draws on a plain figure (same callback), for timing without a browser.
 
     Returns
     -------
@@ -55,4 +57,4 @@ def noising_app(x_train_1d, grid=None, n_steps: int = 200) -> App:
         f.layout.title.text = (f"{schedule}, t = {int(t)}: ᾱ_t = {float(s.alpha_bar[int(t)]):.3f}, "
                                f"noise std {s.std(int(t)):.3f}")
 
-    return App(controls, fig, update, title="Forward noising and the closed-form denoiser (1-D)")
+    return App(controls, fig, update, title="Forward noising and the closed-form denoiser (1-D)", live=live)

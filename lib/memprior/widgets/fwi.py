@@ -86,7 +86,8 @@ def _traces(state: AppState, N: int, noise: float, eta: float) -> tuple[list, st
     return tr, title
 
 
-def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), etas=(0.02, 0.05, 0.07)) -> App:
+def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), etas=(0.02, 0.05, 0.07),
+            live: bool = True) -> App:
     """An :class:`~memprior.widgets.App` over N, noise level and DPS step size.
 
     Left: misfit per datum of every training model, sorted (the lookup), with the models the
@@ -96,6 +97,8 @@ def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), et
     ----------
     state : AppState
     sizes, noises, etas : the choices offered (sizes must be training-set sizes of the experiment)
+    live : bool
+        ``False`` draws on a plain figure (same callback), for timing without a browser.
     """
     import ipywidgets as W
 
@@ -127,4 +130,4 @@ def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), et
             f.data[k].y = t.y
         f.layout.title.text = ttl
 
-    return App(controls, fig, update, title="FWI with a memorized prior: N, noise and step size")
+    return App(controls, fig, update, title="FWI with a memorized prior: N, noise and step size", live=live)
