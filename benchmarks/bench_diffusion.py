@@ -4,7 +4,7 @@ Run from the repository root:
 
     MEMPRIOR_QUIET=1 /tmp/venv/bin/python benchmarks/bench_diffusion.py
 
-Prints two markdown tables for ``benchmarks/RESULTS_diffusion.md``:
+Prints two markdown tables for ``benchmarks/RESULTS.md``:
 
 1. ``train_denoiser`` optimizer steps per second for small MLPs (the chapter-4 sizes and a
    larger one), with ``threads=1`` and ``threads=2``; the ratio is steps/s at 1 thread over

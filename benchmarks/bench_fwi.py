@@ -10,7 +10,7 @@ forward data (one LU per model), then for every N the exact lookup, the three sa
 (DPS, the normalized variant, the exact sampler; closed-form memorized denoiser), the
 linearized mixture at the best ``--top`` components and the memorization metrics with their
 null baseline.  It prints a markdown table of wall times and the key numbers, for
-``benchmarks/RESULTS_fwi.md``.
+``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Run from the repository root:
 
 Prints a markdown table: wall time per call (median of repeats), samples per second and
 sample-levels per second (samples x diffusion levels, or particles x levels for SMC), for
-torch with 1 and with 2 threads.  Results are recorded in benchmarks/RESULTS_guidance.md.
+torch with 1 and with 2 threads.  Results are recorded in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 

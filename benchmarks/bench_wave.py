@@ -13,7 +13,7 @@ Run from the repository root:
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_wave.py
 
-It prints the tables and writes benchmarks/RESULTS_wave.md.  ``--quick`` runs fewer repeats.
+It prints the tables (also written to benchmarks/_out/wave.md) for benchmarks/RESULTS.md.  ``--quick`` runs fewer repeats.
 """
 from __future__ import annotations
 
@@ -343,7 +343,8 @@ def main():
         "otherwise through the OpenBLAS thread setters, see `memprior.wave.blas_threads`).  Unpinned, on this "
         "busy 2-core machine, the test file ran four times slower.\n")
     text = "\n".join(lines) + "\n"
-    (HERE / "RESULTS_wave.md").write_text(text)
+    (HERE / "_out").mkdir(exist_ok=True)
+    (HERE / "_out" / "wave.md").write_text(text)
     print(text)
 
 
