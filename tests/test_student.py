@@ -300,3 +300,19 @@ def test_marker_inside_a_tagged_markdown_cell_is_still_seen():
     out, labels = student.strip_solutions(nb)
     assert labels == ["t-a"]
     assert [c.source for c in out.cells] == [student.NOTE.format(label="t-a"), "kept = 2"]
+
+
+def test_a_real_student_chapter_executes(tmp_path):
+    """The student copy of a real chapter (chapter 2, a few seconds) runs top to bottom with no solution code."""
+    from nbclient import NotebookClient
+
+    src = ROOT / "book" / "02_lookup_posterior.ipynb"
+    if not src.exists():
+        pytest.skip("chapter 2 not present")
+    out, labels = student.strip_solutions(nbformat.read(src, as_version=4), name=src.name)
+    assert labels, "chapter 2 has exercises with solutions"
+    assert not any("solution" in c.metadata.get("tags", []) for c in out.cells)
+    NotebookClient(out, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors
