@@ -316,3 +316,18 @@ def test_a_real_student_chapter_executes(tmp_path):
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_function_parameters_are_not_read_from_a_solution():
+    """A kept cell's parameter that shares its name with a solution's variable is local, not a dependency."""
+    cells = [
+        new_markdown_cell("```{exercise}\n:label: t-par\n\nLoop.\n```\n\n```{solution-start} t-par\n```"),
+        new_code_cell("for den in range(3):\n    pass", metadata={"tags": ["solution"]}),
+        new_markdown_cell("```{solution-end}\n```"),
+        new_code_cell("def loss(den, data):\n    return den + data\nscale = lambda den: 2 * den"),
+        new_code_cell("total = den + 1"),  # a real dependency: still found
+    ]
+    nb = new_notebook(cells=cells)
+    out, _ = student.strip_solutions(nb)
+    k_total = next(k for k, c in enumerate(out.cells) if c.source.startswith("total"))
+    assert student.solution_dependencies(nb, out) == [(k_total, "den")]

@@ -183,7 +183,7 @@ def _names(src: str) -> tuple[set, set]:
     """(names a code cell binds, names it reads) at any depth."""
     import ast
 
-    bound, read = set(), set()
+    bound, read, params = set(), set(), set()
     tree = _python(src)
     if tree is None:
         return bound, read
@@ -192,9 +192,11 @@ def _names(src: str) -> tuple[set, set]:
             (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
+        elif isinstance(node, ast.arg):  # a parameter is local to its function, never a global read
+            params.add(node.arg)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return bound, read
+    return bound, read - params
 
 
 def solution_dependencies(original, stripped) -> list[tuple[int, str]]:
