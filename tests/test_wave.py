@@ -396,3 +396,16 @@ def test_blas_threads_pins_and_restores():
         assert [get() for get, _ in libs] == before
     with W.blas_threads(None):  # None leaves the pools alone
         pass
+
+
+def test_greens_line_figure_keeps_the_imaginary_part():
+    from memprior.plots import wave as wplots
+
+    r = np.linspace(0.5, 1.5, 20)
+    g = greens_function_2d(r, 2 * np.pi)
+    fig = wplots.greens_line_figure(r, g, g)
+    im = [t for t in fig.data if t.name.startswith("Im")]
+    assert len(im) == 2
+    for t in im:
+        np.testing.assert_allclose(np.asarray(t.y, dtype=float), g.imag, rtol=1e-12)
+    assert np.abs(g.imag).max() > 0.01

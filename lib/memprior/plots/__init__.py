@@ -34,6 +34,7 @@ __all__ = [
     "figure",
     "slider_figure",
     "color",
+    "to_numpy",
     "compact",
     "figure_bytes",
     "set_alt",
@@ -57,6 +58,13 @@ DIVERGING = "RdBu"
 
 _FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
 _CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+
+
+def to_numpy(v, dtype=np.float64) -> np.ndarray:
+    """A tensor or array-like as a numpy array (detached, on the CPU), cast to ``dtype`` unless it is None."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v) if dtype is None else np.asarray(v, dtype=dtype)
 
 
 def color(i: int) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
+from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure, to_numpy
 
 __all__ = [
     "STYLE", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
@@ -37,12 +37,6 @@ def _template():
     return pio.templates["memprior"] if "memprior" in pio.templates else None
 
 
-def _np(v) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().numpy()
-    return np.asarray(v, dtype=float)
-
-
 def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, vmin: float | None = None,
                vmax: float | None = None, title: str | None = None, height: int | None = None,
                colorbar_title: str = "v (km/s)") -> go.Figure:
@@ -62,7 +56,7 @@ def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, v
         raise ValueError("panels: need at least one (title, model) pair")
     cols = max(1, min(int(cols), len(panels)))
     rows = int(np.ceil(len(panels) / cols))
-    arrs = [_np(a) for _, a in panels]
+    arrs = [to_numpy(a) for _, a in panels]
     lo = min(float(a.min()) for a in arrs) if vmin is None else float(vmin)
     hi = max(float(a.max()) for a in arrs) if vmax is None else float(vmax)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
@@ -107,7 +101,7 @@ def fig_misfits(misfits: Mapping[str, object], lookup_best: float, truth: float,
     names = list(misfits)
     rng = np.random.default_rng(0)
     for k, name in enumerate(names):
-        v = _np(misfits[name])
+        v = to_numpy(misfits[name])
         x = k + 0.25 * (rng.random(v.size) - 0.5)
         fig.add_trace(go.Scatter(x=x.astype(np.float32), y=v.astype(np.float32), mode="markers", name=name,
                                  marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]), size=8,
@@ -138,8 +132,8 @@ def fig_commitment(curves: Mapping[str, tuple], n_steps: int, title: str | None 
     fig = figure(title=title, xlabel="denoising step (0 = start, noisiest)",
                  ylabel="closed-form weight of the final model", height=height)
     for k, (name, (levels, w)) in enumerate(curves.items()):
-        lv = _np(levels)
-        w = _np(w)
+        lv = to_numpy(levels)
+        w = to_numpy(w)
         col = STYLE.get(name, PALETTE[k % len(PALETTE)])
         for j in range(w.shape[1]):
             fig.add_trace(go.Scatter(x=(n_steps - 1 - lv).astype(np.float32), y=w[:, j].astype(np.float32),
@@ -162,11 +156,11 @@ def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]]
                                                         "dominant component"), horizontal_spacing=0.14)
     s = np.asarray(sigmas, dtype=float)
     for k, (name, v) in enumerate(exp_h.items()):
-        fig.add_trace(go.Scatter(x=s, y=_np(v), mode="lines+markers", name=name,
+        fig.add_trace(go.Scatter(x=s, y=to_numpy(v), mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[k], dash="solid" if k == 0 else "dash")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=s, y=_np(shift), mode="lines+markers", name="|mean - training model|",
+    fig.add_trace(go.Scatter(x=s, y=to_numpy(shift), mode="lines+markers", name="|mean - training model|",
                              line=dict(color=PALETTE[4])), row=1, col=2)
-    fig.add_trace(go.Scatter(x=s, y=_np(spread), mode="lines+markers", name="posterior std (mean over coords)",
+    fig.add_trace(go.Scatter(x=s, y=to_numpy(spread), mode="lines+markers", name="posterior std (mean over coords)",
                              line=dict(color=PALETTE[5])), row=1, col=2)
     fig.add_trace(go.Scatter(x=s, y=s, mode="lines", name="prior std sigma", line=dict(color="#888", dash="dot")),
                   row=1, col=2)
@@ -206,7 +200,7 @@ def fig_mlp(labels: Sequence[str], rows: Mapping[str, Sequence[float]], title: s
     """Grouped bars comparing the trained MLP, the closed form and the null, per setting."""
     fig = figure(title=title, xlabel="setting", ylabel=ylabel, height=height)
     for k, (name, vals) in enumerate(rows.items()):
-        fig.add_trace(go.Bar(x=list(labels), y=_np(vals), name=name,
+        fig.add_trace(go.Bar(x=list(labels), y=to_numpy(vals), name=name,
                              marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]))))
     fig.update_layout(barmode="group", xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.25, x=0))
     return fig
@@ -214,7 +208,7 @@ def fig_mlp(labels: Sequence[str], rows: Mapping[str, Sequence[float]], title: s
 
 def lookup_traces(nll_per_datum, noise_line: float = 1.0, name: str = "training models") -> list:
     """Sorted misfit per datum of every training model (log axis) and the noise level."""
-    v = np.sort(_np(nll_per_datum))
+    v = np.sort(to_numpy(nll_per_datum))
     rank = np.arange(1, v.size + 1)
     return [go.Scatter(x=rank.astype(np.float32), y=v.astype(np.float32), mode="markers", name=name,
                        marker=dict(color=PALETTE[0], size=5), xaxis="x", yaxis="y"),
@@ -227,9 +221,9 @@ def ratio_traces(r_samples, r_null, bins: np.ndarray) -> list:
     out = []
     for name, v, col in (("DPS samples", r_samples, STYLE["DPS (normalized)"]),
                          ("fresh models (null)", r_null, STYLE["null"])):
-        h, _ = np.histogram(_np(v), bins=bins)
+        h, _ = np.histogram(to_numpy(v), bins=bins)
         c = 0.5 * (bins[1:] + bins[:-1])
-        out.append(go.Bar(x=c.astype(np.float32), y=(h / max(len(_np(v)), 1)).astype(np.float32), name=name,
+        out.append(go.Bar(x=c.astype(np.float32), y=(h / max(len(to_numpy(v)), 1)).astype(np.float32), name=name,
                           marker=dict(color=col), opacity=0.75, xaxis="x2", yaxis="y2",
                           width=float(bins[1] - bins[0])))
     return out
@@ -260,7 +254,7 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
         fr.append(lookup_traces(d["nll_per_datum"]) + ratio_traces(d["r"], d["null_r"], bins))
         labels.append(f"N = {N}")
         titles.append(f"N = {N}: exp(H) = {d['exp_h']:.3f}, best misfit/datum "
-                      f"{float(np.min(_np(d['nll_per_datum']))):.0f}")
+                      f"{float(np.min(to_numpy(d['nll_per_datum']))):.0f}")
     fig = slider_figure(fr, labels, slider_prefix="training-set size: ", base=base, frame_titles=titles)
     fig.update_layout(sliders=[dict(fig.layout.sliders[0].to_plotly_json(), pad=dict(t=120, b=10), y=0)])
     return fig

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import PALETTE, compact, figure, set_alt, slider_figure
+from . import PALETTE, compact, figure, set_alt, slider_figure, to_numpy
 
 __all__ = [
     "STYLE",
@@ -36,12 +36,6 @@ STYLE = {
 }
 
 
-def _np(v) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().numpy()
-    return np.asarray(v, dtype=np.float64)
-
-
 def _colour(name: str, i: int) -> str:
     for key, col in STYLE.items():
         if name.startswith(key):
@@ -51,7 +45,7 @@ def _colour(name: str, i: int) -> str:
 
 def point_labels(x_train) -> list[str]:
     """Axis labels for training points: ``x1 = -1.5`` (1-D) or ``x1 = (2.0, 0.0)`` (2-D)."""
-    x = _np(x_train)
+    x = to_numpy(x_train)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x_train: expected shape [N, d] with N >= 1, got {list(x.shape)}")
     if x.shape[1] == 1:
@@ -61,7 +55,7 @@ def point_labels(x_train) -> list[str]:
 
 def frequency_traces(labels: Sequence[str], weights, freq, n: int, name: str, show_legend: bool = True) -> list:
     """Two bar traces: the exact weights and a sampler's frequencies with +-1 binomial standard error."""
-    w, f = _np(weights), _np(freq)
+    w, f = to_numpy(weights), to_numpy(freq)
     if len(w) != len(labels) or len(f) != len(labels):
         raise ValueError(f"weights, freq: need one value per label ({len(labels)}), got {len(w)} and {len(f)}")
     if n < 1:
@@ -88,9 +82,9 @@ def fig_frequencies(x_train, weights, results: Mapping[str, tuple], title: str |
     labels = point_labels(x_train)
     fig = figure(title=title, xlabel="training point (nearest to each sample)",
                  ylabel="probability / frequency", height=height)
-    fig.add_trace(go.Bar(x=labels, y=_np(weights), name="exact lookup weights", marker_color=STYLE["exact weights"]))
+    fig.add_trace(go.Bar(x=labels, y=to_numpy(weights), name="exact lookup weights", marker_color=STYLE["exact weights"]))
     for i, (name, (freq, n)) in enumerate(results.items()):
-        f = _np(freq)
+        f = to_numpy(freq)
         se = np.sqrt(np.clip(f * (1 - f), 0, None) / n)
         fig.add_trace(go.Bar(x=labels, y=f, name=name, marker_color=_colour(name, i + 1),
                              error_y=dict(type="data", array=se, visible=True, color="#444")))
@@ -114,7 +108,7 @@ def fig_tv_sweep(series: Mapping[str, Mapping[str, Sequence[float]]], floor: flo
     fig = figure(title=title, xlabel=xlabel, ylabel="total variation to lookup weights", height=height)
     xs_all = []
     for i, (name, s) in enumerate(series.items()):
-        x, tv, se = _np(s["x"]), _np(s["tv"]), _np(s["se"])
+        x, tv, se = to_numpy(s["x"]), to_numpy(s["tv"]), to_numpy(s["se"])
         if not (len(x) == len(tv) == len(se)):
             raise ValueError(f"series[{name!r}]: x, tv and se need equal lengths")
         xs_all.extend(x.tolist())
@@ -123,7 +117,7 @@ def fig_tv_sweep(series: Mapping[str, Mapping[str, Sequence[float]]], floor: flo
                                          error_y=dict(type="data", array=1.96 * se, visible=True))))
     if xs_all:
         lo, hi = min(xs_all), max(xs_all)
-        fl = float(np.max(_np(floor)))
+        fl = float(np.max(to_numpy(floor)))
         fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[0, 0, fl, fl], fill="toself", mode="none",
                                  fillcolor="rgba(120,120,120,0.25)", name="exact-sampler noise floor",
                                  hoverinfo="skip"))
@@ -140,7 +134,7 @@ def fig_distances(distances: Mapping[str, Sequence[float]], title: str | None = 
     fig = figure(title=title, xlabel="sampler", ylabel="distance to nearest training point (units of x)",
                  height=height)
     for i, (name, d) in enumerate(distances.items()):
-        fig.add_trace(compact(go.Box(y=_np(d), name=name, marker_color=_colour(name, i), boxpoints="outliers")))
+        fig.add_trace(compact(go.Box(y=to_numpy(d), name=name, marker_color=_colour(name, i), boxpoints="outliers")))
     fig.update_layout(showlegend=False, margin=dict(b=110))
     fig.update_xaxes(tickangle=-30)
     return set_alt(fig, "Box plots of the distance from each posterior sample to its nearest training point "
@@ -166,10 +160,10 @@ def fig_jensen_gap(x_grid, levels: Sequence[int], exact: Sequence, dps: Sequence
     floor : float
         Lower end of the y-axis (log-likelihoods below it are clipped to it).
     """
-    xg = _np(x_grid)
+    xg = to_numpy(x_grid)
     if not (len(levels) == len(exact) == len(dps) == len(noise_std)) or len(levels) == 0:
         raise ValueError("levels, exact, dps, noise_std: need equal, non-zero lengths")
-    curves = [np.maximum(_np(c), floor) for c in list(exact) + list(dps)]
+    curves = [np.maximum(to_numpy(c), floor) for c in list(exact) + list(dps)]
     lo = min(float(c.min()) for c in curves)
     hi = max(float(c.max()) for c in curves)
     base = figure(xlabel="noisy iterate x_t (units of x)", ylabel="log-likelihood of y given x_t", height=440)
@@ -177,9 +171,9 @@ def fig_jensen_gap(x_grid, levels: Sequence[int], exact: Sequence, dps: Sequence
     base.update_yaxes(range=[lo - 1, hi + 1])
     frames, labels, titles = [], [], []
     for t, e, d, s in zip(levels, exact, dps, noise_std):
-        tr = [go.Scatter(x=xg, y=np.maximum(_np(e), floor), mode="lines", name="exact: log Σ w_n p(y|x_n)",
+        tr = [go.Scatter(x=xg, y=np.maximum(to_numpy(e), floor), mode="lines", name="exact: log Σ w_n p(y|x_n)",
                          line=dict(color=STYLE["exact weights"])),
-              go.Scatter(x=xg, y=np.maximum(_np(d), floor), mode="lines", name="DPS: log p(y | E[x0|x_t])",
+              go.Scatter(x=xg, y=np.maximum(to_numpy(d), floor), mode="lines", name="DPS: log p(y | E[x0|x_t])",
                          line=dict(color=STYLE["DPS"], dash="dash"))]
         frames.append(tr)
         labels.append(f"t={t}")
@@ -206,11 +200,11 @@ def twin_step_size(x_train, weights, sweep: Sequence[tuple[str, object, int]], n
     if len(sweep) == 0:
         raise ValueError("sweep: need at least one precomputed run")
     labels = point_labels(x_train)
-    w = _np(weights)
+    w = to_numpy(weights)
     frames, steps, titles = [], [], []
     for lab, freq, n in sweep:
         frames.append(frequency_traces(labels, w, freq, n, name))
-        tv = 0.5 * float(np.abs(_np(freq) - w).sum())
+        tv = 0.5 * float(np.abs(to_numpy(freq) - w).sum())
         steps.append(lab)
         titles.append(f"{title_prefix}{lab}: total variation {tv:.3f}")
     base = figure(xlabel="training point (nearest to each sample)", ylabel="probability / frequency", height=400)

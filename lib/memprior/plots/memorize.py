@@ -19,7 +19,7 @@ from .. import mle
 from .. import posterior as P
 from .._checks import as_tensor, check_int, check_positive
 from ..mixture import GaussianMixturePrior
-from . import PALETTE, figure, slider_figure
+from . import PALETTE, figure, slider_figure, to_numpy
 
 __all__ = [
     "STYLE",
@@ -75,12 +75,6 @@ def _slider_below_axis_titles(fig: go.Figure, pad_t: int = 75) -> go.Figure:
     return fig
 
 
-def _np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        return t.detach().cpu().numpy().astype(np.float64)
-    return np.asarray(t, dtype=np.float64)
-
-
 def _template():
     return figure().layout.template
 
@@ -114,7 +108,7 @@ def adaptive_grid(lo: float, hi: float, centres, sigma: float, n_uniform: int = 
     sigma = check_positive("sigma", sigma)
     n_uniform = check_int("n_uniform", n_uniform, low=2)
     n_local = check_int("n_local", n_local, low=3)
-    c = _np(centres).reshape(-1)
+    c = to_numpy(centres).reshape(-1)
     uniform = np.linspace(lo, hi, n_uniform)
     if sigma > 3.0 * (hi - lo) / (n_uniform - 1):  # the uniform nodes already resolve the bumps
         return uniform
@@ -154,13 +148,13 @@ def bandwidth_panel(x_train, sigma: float, curve: mle.BandwidthCurve, lo: float 
     sigma = check_positive("sigma", sigma)
     if not isinstance(curve, mle.BandwidthCurve) or curve.heldout is None:
         raise TypeError("curve: expected a memprior.mle.BandwidthCurve with held-out values")
-    g = (adaptive_grid(lo, hi, _np(xt[:, 0]), sigma, n_local=9) if grid is None
-         else _np(as_tensor("grid", grid)).reshape(-1))
+    g = (adaptive_grid(lo, hi, to_numpy(xt[:, 0]), sigma, n_local=9) if grid is None
+         else to_numpy(as_tensor("grid", grid)).reshape(-1))
     gt = torch.as_tensor(g, dtype=xt.dtype)[:, None]
     kde = GaussianMixturePrior(xt, sigma)
     ref = mle.reference_density(xt.dtype)
     return dict(
-        x=g, kde=_np(kde.log_prob(gt).exp()), truth=_np(ref.log_prob(gt).exp()), x_train=_np(xt[:, 0]),
+        x=g, kde=to_numpy(kde.log_prob(gt).exp()), truth=to_numpy(ref.log_prob(gt).exp()), x_train=to_numpy(xt[:, 0]),
         sigmas=curve.sigmas, train=curve.train, heldout=curve.heldout, sigma=sigma,
         train_at=float(kde.log_prob(xt).mean()),
         heldout_at=float(np.interp(np.log(sigma), np.log(curve.sigmas), curve.heldout)),
@@ -265,7 +259,7 @@ def twin_bandwidth(x_train, curve: mle.BandwidthCurve, sigmas: Sequence[float], 
     if len(sigmas) == 0:
         raise ValueError("sigmas: need at least one bandwidth")
     xt = as_tensor("x_train", x_train)
-    grid = adaptive_grid(lo, hi, _np(xt).reshape(-1), min(float(s) for s in sigmas), n_uniform=300, n_local=11)
+    grid = adaptive_grid(lo, hi, to_numpy(xt).reshape(-1), min(float(s) for s in sigmas), n_uniform=300, n_local=11)
     pans = [bandwidth_panel(xt, float(s), curve, lo, hi, grid=grid) for s in sigmas]
     active = len(pans) // 2 if active is None else active
     frames = [bandwidth_traces(p) for p in pans]
@@ -387,12 +381,12 @@ def flexible_frames(fit: mle.FlexibleFit, lo: float = -3.5, hi: float = 4.0, flo
         mu = torch.as_tensor(h["means"][r], dtype=torch.float64)
         w = torch.as_tensor(h["weights"][r], dtype=torch.float64)
         s = float(h["sigma"][r])
-        g = adaptive_grid(lo, hi, np.concatenate([_np(fit.x_train[:, 0]), h["means"][r][:, 0]]), s, n_uniform=300,
+        g = adaptive_grid(lo, hi, np.concatenate([to_numpy(fit.x_train[:, 0]), h["means"][r][:, 0]]), s, n_uniform=300,
                           n_local=11)
         dens = mle.mixture_log_prob(torch.as_tensor(g)[:, None], mu, torch.log(w), s).exp()
-        out.append(dict(step=int(h["step"][r]), sigma=s, x=g, density=np.maximum(_np(dens), floor),
+        out.append(dict(step=int(h["step"][r]), sigma=s, x=g, density=np.maximum(to_numpy(dens), floor),
                         means=h["means"][r][:, 0], weights=h["weights"][r], train_ll=float(h["train_ll"][r]),
-                        max_gap=float(h["max_gap"][r]), x_train=_np(fit.x_train[:, 0])))
+                        max_gap=float(h["max_gap"][r]), x_train=to_numpy(fit.x_train[:, 0])))
     return out
 
 
@@ -499,8 +493,8 @@ def lookup_panel(forward: Callable, x_train, y: float, gamma: float, x_grid) -> 
     g = as_tensor("x_grid", x_grid).to(xt.dtype).reshape(-1, 1)
     w = P.lookup_weights(forward, xt, torch.tensor([yv], dtype=xt.dtype), gamma)
     ft = forward(xt)[:, 0]
-    return dict(x=_np(g[:, 0]), F=_np(forward(g)[:, 0]), x_train=_np(xt[:, 0]), F_train=_np(ft),
-                misfit=_np((yv - ft) ** 2 / (2 * gamma ** 2)), weights=_np(w), exp_h=P.effective_components(w),
+    return dict(x=to_numpy(g[:, 0]), F=to_numpy(forward(g)[:, 0]), x_train=to_numpy(xt[:, 0]), F_train=to_numpy(ft),
+                misfit=to_numpy((yv - ft) ** 2 / (2 * gamma ** 2)), weights=to_numpy(w), exp_h=P.effective_components(w),
                 y=yv, gamma=gamma)
 
 

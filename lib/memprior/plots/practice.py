@@ -7,8 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import PALETTE, color, compact, figure, slider_figure
-from .fwi import _np
+from . import PALETTE, color, compact, figure, slider_figure, to_numpy
 
 __all__ = ["loss_gap_figure", "variants_figure", "mitigation_figure", "scatter_traces", "training_twin",
            "datum_base", "datum_traces", "datum_twin"]
@@ -35,7 +34,7 @@ def loss_gap_figure(steps: Sequence[int], train: Sequence[float], held_out: Sequ
 def scatter_traces(x_train, prior, posterior, reference=None, show_legend: bool = True,
                    train_size: int = 8, train_opacity: float = 1.0) -> list[go.Scatter]:
     """Traces for one panel: prior samples, posterior samples, (reference) and training points."""
-    p, q, x = _np(prior), _np(posterior), _np(x_train)
+    p, q, x = to_numpy(prior), to_numpy(posterior), to_numpy(x_train)
     tr = [compact(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name="prior samples",
                              legendgroup="prior", showlegend=show_legend,
                              marker=dict(color=PALETTE[5], size=3, opacity=0.5))),
@@ -43,7 +42,7 @@ def scatter_traces(x_train, prior, posterior, reference=None, show_legend: bool 
                              legendgroup="post", showlegend=show_legend,
                              marker=dict(color=PALETTE[1], size=4, opacity=0.5)))]
     if reference is not None:
-        r = _np(reference)
+        r = to_numpy(reference)
         tr.append(compact(go.Scatter(x=r[:, 0], y=r[:, 1], mode="markers", name="reference posterior",
                                      legendgroup="ref", showlegend=show_legend,
                                      marker=dict(color=PALETTE[2], size=3, opacity=0.25))))
@@ -71,7 +70,7 @@ def variants_figure(panels: Mapping[str, tuple], line: tuple | None = None, lim:
     for k, name in enumerate(names):
         r, c = k // cols + 1, k % cols + 1
         x_train, prior, post = panels[name]
-        many = len(_np(x_train)) > 64   # many training points: draw them small and light
+        many = len(to_numpy(x_train)) > 64   # many training points: draw them small and light
         for tr in scatter_traces(x_train, prior, post, show_legend=k == 0, train_size=3 if many else 8,
                                  train_opacity=0.25 if many else 1.0):
             fig.add_trace(tr, row=r, col=c)
@@ -174,7 +173,7 @@ def datum_traces(panels: Sequence[tuple], a, yv: float, lim: float = 3.5) -> lis
     out = []
     for k, (x_train, prior, post) in enumerate(panels):
         ax = "" if k == 0 else str(k + 1)
-        many = len(_np(x_train)) > 64
+        many = len(to_numpy(x_train)) > 64
         trs = scatter_traces(x_train, prior, post, show_legend=k == 0, train_size=3 if many else 8,
                              train_opacity=0.25 if many else 1.0)
         lx, ly = _line_xy(a, yv, lim)

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from .. import posterior as P
 from .._checks import check_int, check_positive
 from ..mixture import GaussianMixturePrior
-from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
+from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure, to_numpy
 
 __all__ = [
     "panel_1d",
@@ -44,10 +44,6 @@ STYLE = {
 }
 _XLAB = "model x (dimensionless)"
 _DENS = "density (per unit x)"
-
-
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
 
 
 def panel_1d(problem: P.Problem, sigma: float) -> dict:
@@ -83,11 +79,11 @@ def panel_1d(problem: P.Problem, sigma: float) -> dict:
     lin0 = P.grid_density(lm0, g)
     w = P.component_weights(F, x, y, sigma, problem.gamma, g)
     return dict(
-        x=_np(g), prior=_np(prior), likelihood=_np(lik), exact=_np(exact), lin=_np(lin), lin0=_np(lin0),
-        w_exact=_np(w), w_lin=_np(lm.weights), w_lin0=_np(lm0.weights),
-        w_lookup=_np(P.lookup_weights(F, x, y, problem.gamma)), x_train=_np(x[:, 0]),
+        x=to_numpy(g), prior=to_numpy(prior), likelihood=to_numpy(lik), exact=to_numpy(exact), lin=to_numpy(lin), lin0=to_numpy(lin0),
+        w_exact=to_numpy(w), w_lin=to_numpy(lm.weights), w_lin0=to_numpy(lm0.weights),
+        w_lookup=to_numpy(P.lookup_weights(F, x, y, problem.gamma)), x_train=to_numpy(x[:, 0]),
         exp_h=P.effective_components(w), tv_lin=P.total_variation(exact, lin, g),
-        tv_lin0=P.total_variation(exact, lin0, g), sigma=sigma, gamma=problem.gamma, y=_np(y),
+        tv_lin0=P.total_variation(exact, lin0, g), sigma=sigma, gamma=problem.gamma, y=to_numpy(y),
     )
 
 
@@ -188,11 +184,11 @@ def panel_2d(problem: P.Problem, sigma: float, n_display: int = 100) -> dict:
     prior = GaussianMixturePrior(x, sigma).log_prob(pts).exp().reshape(len(g1), len(g2))
     loglik = (-((y[None] - F(pts)) ** 2).sum(1) / (2 * problem.gamma ** 2)).reshape(len(g1), len(g2))
     return dict(
-        x1=_np(g1), x2=_np(g2), prior=_np(prior).T, loglik=_np(loglik).T,
-        exact=_np(exact).T, lin=_np(lin).T, lin0=_np(lin0).T,
-        w_exact=_np(w), w_lin=_np(lm.weights), w_lin0=_np(lm0.weights),
+        x1=to_numpy(g1), x2=to_numpy(g2), prior=to_numpy(prior).T, loglik=to_numpy(loglik).T,
+        exact=to_numpy(exact).T, lin=to_numpy(lin).T, lin0=to_numpy(lin0).T,
+        w_exact=to_numpy(w), w_lin=to_numpy(lm.weights), w_lin0=to_numpy(lm0.weights),
         tv_lin=P.total_variation(exact, lin, gd), tv_lin0=P.total_variation(exact, lin0, gd),
-        x_train=_np(x), x_true=None if problem.x_true is None else _np(problem.x_true),
+        x_train=to_numpy(x), x_true=None if problem.x_true is None else to_numpy(problem.x_true),
     )
 
 
@@ -257,8 +253,8 @@ def fig_lookup_limit(problem: P.Problem, sigmas: Sequence[float]) -> go.Figure:
     """Exact component weights against sigma, with the lookup weights they tend to as sigma -> 0."""
     F, x, y = problem.args()
     sig = np.asarray(sorted(check_positive("sigmas", s) for s in sigmas))
-    W = np.stack([_np(P.component_weights(F, x, y, float(s), problem.gamma, problem.grid)) for s in sig])
-    look = _np(P.lookup_weights(F, x, y, problem.gamma))
+    W = np.stack([to_numpy(P.component_weights(F, x, y, float(s), problem.gamma, problem.grid)) for s in sig])
+    look = to_numpy(P.lookup_weights(F, x, y, problem.gamma))
     fig = figure(None, "bandwidth σ", "exact weight w<sub>n</sub>", height=380)
     for n in range(W.shape[1]):
         c = PALETTE[n % len(PALETTE)]

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure
+from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure, to_numpy
 
 __all__ = [
     "field_heatmap", "field_figure", "fields_row", "greens_line_figure", "dispersion_figure",
@@ -19,14 +19,8 @@ __all__ = [
 ]
 
 
-def _np(a) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
 def _check_field(name: str, a, x, z) -> np.ndarray:
-    a = _np(a)
+    a = to_numpy(a, dtype=None)
     if a.ndim != 2 or a.shape != (len(x), len(z)):
         raise ValueError(f"{name}: expected shape [nx, nz] = [{len(x)}, {len(z)}], got {list(a.shape)}")
     if not np.all(np.isfinite(a)):
@@ -38,7 +32,7 @@ def field_heatmap(a, x, z, *, colorscale=SEQUENTIAL, symmetric: bool = False, zm
                   colorbar_title: str = "", showscale: bool = True, colorbar_x: float | None = None,
                   name: str = "") -> go.Heatmap:
     """A float32 heatmap of a real field ``a[nx, nz]`` (x across, depth down once the axis is reversed)."""
-    x, z = _np(x), _np(z)
+    x, z = to_numpy(x), to_numpy(z)
     a = _check_field("a", a, x, z)
     if symmetric:
         s = float(np.max(np.abs(a))) or 1.0
@@ -70,7 +64,7 @@ def field_figure(a, x, z, *, title: str = "", colorbar_title: str = "", symmetri
     cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
     fig = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=height, width=width)
     if symmetric:
-        r = _sym_range(_check_field("a", a, _np(x), _np(z)), clip)
+        r = _sym_range(_check_field("a", a, to_numpy(x), to_numpy(z)), clip)
         fig.add_trace(field_heatmap(a, x, z, colorscale=cs, zmin=-r, zmax=r, colorbar_title=colorbar_title))
     else:
         fig.add_trace(field_heatmap(a, x, z, colorscale=cs, colorbar_title=colorbar_title))
@@ -88,7 +82,7 @@ def _add_points(fig, points, row=None, col=None):
         return
     symbols = {0: "star", 1: "triangle-down", 2: "circle"}
     for k, (label, pts) in enumerate(points.items()):
-        p = _np(pts).reshape(-1, 2)
+        p = to_numpy(pts).reshape(-1, 2)
         tr = go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=label, showlegend=row in (None, 1) and col in (None, 1),
                         marker=dict(symbol=symbols.get(k, "circle"), size=9 if k == 0 else 6,
                                     color=color(4 if k == 0 else 7), line=dict(width=1, color="white")))
@@ -109,7 +103,7 @@ def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title:
     n = len(fields)
     if n == 0 or len(titles) != n:
         raise ValueError(f"titles: need one title per field ({n}), got {len(titles)}")
-    arrs = [_check_field(f"fields[{k}]", f, _np(x), _np(z)) for k, f in enumerate(fields)]
+    arrs = [_check_field(f"fields[{k}]", f, to_numpy(x), to_numpy(z)) for k, f in enumerate(fields)]
     cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
     fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=0.06)
     fig.update_layout(template=figure().layout.template, height=height, width=width,
@@ -139,7 +133,7 @@ def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title:
 
 def greens_line_figure(r, numeric, analytic, *, title: str = "") -> go.Figure:
     """Real and imaginary parts of a numerical and an analytic Green's function along a line."""
-    r, numeric, analytic = _np(r), _np(numeric), _np(analytic)
+    r, numeric, analytic = to_numpy(r), to_numpy(numeric, dtype=None), to_numpy(analytic, dtype=None)
     if not (r.shape == numeric.shape == analytic.shape) or r.ndim != 1:
         raise ValueError("r, numeric, analytic: expected 1-D arrays of the same length")
     fig = figure(title=title, xlabel="distance from the source (km)", ylabel="wavefield", height=380)
@@ -157,8 +151,8 @@ def dispersion_figure(ppw: Mapping[str, np.ndarray], errors: Mapping[str, np.nda
     fig = figure(title=title, xlabel="points per wavelength", ylabel="relative L2 error (1–3 wavelengths)",
                  height=400)
     for k, (label, e) in enumerate(errors.items()):
-        p = _np(ppw[label])
-        fig.add_trace(go.Scatter(x=p, y=_np(e), name=label, mode="lines+markers", line=dict(color=color(k))))
+        p = to_numpy(ppw[label])
+        fig.add_trace(go.Scatter(x=p, y=to_numpy(e), name=label, mode="lines+markers", line=dict(color=color(k))))
     if threshold is not None:
         fig.add_hline(y=threshold, line=dict(color=color(7), dash="dash", width=1),
                       annotation_text=f"{100 * threshold:.0f} %", annotation_position="bottom right")
@@ -173,7 +167,7 @@ def _point_shapes(fig: go.Figure, points: Mapping[str, np.ndarray] | None, radiu
     if not points:
         return
     for k, (label, pts) in enumerate(points.items()):
-        p = _np(pts).reshape(-1, 2)
+        p = to_numpy(pts).reshape(-1, 2)
         col = color(4 if k == 0 else 7)
         r = radius * (1.6 if k == 0 else 1.0)
         for px, pz in p:
@@ -195,11 +189,11 @@ def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: s
         raise ValueError("fields, freqs: need one field per frequency (at least one)")
     base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=470, width=width)
     base.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    base.update_xaxes(constrain="domain", range=[float(_np(x)[0]), float(_np(x)[-1])])
-    _point_shapes(base, points, radius=0.012 * float(_np(x)[-1] - _np(x)[0]))
+    base.update_xaxes(constrain="domain", range=[float(to_numpy(x)[0]), float(to_numpy(x)[-1])])
+    _point_shapes(base, points, radius=0.012 * float(to_numpy(x)[-1] - to_numpy(x)[0]))
     frames = []
     for u in fields:
-        a = np.real(_np(u))
+        a = np.real(to_numpy(u, dtype=None))
         a = np.clip(a / _scale(a, clip), -1.0, 1.0)
         frames.append([field_heatmap(a, x, z, colorscale=DIVERGING, zmin=-1, zmax=1, colorbar_title="Re u (scaled)")])
     return slider_figure(frames, [f"{f:.1f} Hz" for f in freqs], slider_prefix="frequency: ", base=base)
@@ -212,14 +206,14 @@ def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
 
     Frames are divided by the ``clip`` quantile of |u| (its maximum with ``clip=None``) and clipped
     to [-1, 1]."""
-    u = _np(u)
+    u = to_numpy(u, dtype=None)
     if n_phase < 2:
         raise ValueError(f"n_phase: must be >= 2, got {n_phase}")
     s = _scale(u, clip)
     base = figure(title=title, xlabel="x (km)", ylabel="depth z (km)", height=500, width=width)
     base.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    base.update_xaxes(constrain="domain", range=[float(_np(x)[0]), float(_np(x)[-1])])
-    _point_shapes(base, points, radius=0.012 * float(_np(x)[-1] - _np(x)[0]))
+    base.update_xaxes(constrain="domain", range=[float(to_numpy(x)[0]), float(to_numpy(x)[-1])])
+    _point_shapes(base, points, radius=0.012 * float(to_numpy(x)[-1] - to_numpy(x)[0]))
     phases = np.arange(n_phase) * 2 * np.pi / n_phase
     frames = [[field_heatmap(np.clip(np.real(u * np.exp(-1j * ph)) / s, -1.0, 1.0), x, z, colorscale=DIVERGING,
                              zmin=-1, zmax=1, colorbar_title="Re(u e^(−iωt)) (scaled)")] for ph in phases]
@@ -230,8 +224,8 @@ def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
 
 def data_figure(data, rec_x, *, labels: Sequence[str] | None = None, title: str = "") -> go.Figure:
     """Amplitude and unwrapped phase of complex data [n_src, n_rec] against receiver position."""
-    d = _np(data)
-    rx = _np(rec_x)
+    d = to_numpy(data, dtype=None)
+    rx = to_numpy(rec_x)
     if d.ndim != 2 or d.shape[1] != rx.shape[0]:
         raise ValueError(f"data: expected shape [n_src, {rx.shape[0]}], got {list(d.shape)}")
     fig = make_subplots(rows=1, cols=2, subplot_titles=["amplitude |d|", "phase arg d (unwrapped)"])
@@ -253,7 +247,7 @@ def misfit_history_figure(values: Mapping[str, Sequence[float]], *, title: str =
     fig = figure(title=title, xlabel="objective evaluation (line-search trials included)", ylabel=ylabel,
                  height=340)
     for k, (lab, v) in enumerate(values.items()):
-        v = _np(v)
+        v = to_numpy(v)
         fig.add_trace(go.Scatter(x=np.arange(len(v)), y=v, name=lab, mode="lines+markers", line=dict(color=color(k))))
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
