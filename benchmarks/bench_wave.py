@@ -6,8 +6,8 @@ pivoting), then a *second* factorization ``splu(conj(A))`` for the adjoint, and 
 single-right-hand-side solve per source in Python loops.
 
 memprior.wave: one factorization per model and frequency (minimum-degree ordering of A + Aᵀ,
-symmetric mode), multi-right-hand-side solves for all sources, and the adjoint solved with the
-same factors (A is complex symmetric, so Aᴴx = b is x = conj(A⁻ᵀ conj(b))).
+computed once per grid, symmetric mode), multi-right-hand-side solves for all sources, and the
+adjoint solved with the same factors (A is complex symmetric, so Aᴴx = b is x = conj(A⁻ᵀ conj(b))).
 
 Run from the repository root:
 
@@ -79,13 +79,13 @@ class PaperBaseline:
 
     def misfit_gradient(self, m, freq, acq, d_obs, sigma_d):
         s = self.s
-        A = s.matrix(m, freq)  # same 5-point discretization and PML
+        A = s.matrix(m, freq)  # same 5-point discretization and PML, natural numbering i·NZ + j
         omega = 2 * math.pi * freq
         w = s._laplacian_data(omega)[1]
         lu = spla.splu(A)
         self.n_factorizations += 1
-        F = s._source_rhs(acq.sources)
-        Pr = s._interp_matrix(acq.receivers)
+        F = s._source_rhs(acq.sources)[s._label]  # same point sources, natural numbering
+        Pr = s._interp_matrix(acq.receivers)[:, s._label]
         U, d = [], np.empty((acq.n_src, acq.n_rec), complex)
         for k in range(acq.n_src):  # one solve per source
             u = lu.solve(F[:, k].copy())
@@ -183,14 +183,16 @@ def main():
     load = os.getloadavg()
     out("# memprior.wave benchmark\n")
     out("Command (from the repository root):\n")
-    out("```bash\nOPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /tmp/venv/bin/python benchmarks/bench_wave.py\n```\n")
+    out("```bash\nOPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_wave.py\n```\n")
     out(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}; load average at start "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (a shared machine: absolute times are noisy, "
-        f"the ratios are measured in the same run, interleaved).  Median of {rep} repeats.\n")
+        f"the ratios are measured in the same run, interleaved).  Median of {rep} repeats "
+        f"({2 * rep} for the forward+gradient calls on 64²).\n")
     out("Baseline: the paper-style solver in this file (same 5-point matrix; `splu(A)` with scipy defaults "
         "and `splu(conj A)` per gradient; one single-RHS solve per source).  memprior: `Helmholtz2D` "
-        "(one LU with MMD on A+Aᵀ in symmetric mode, multi-RHS solves, adjoint with the same factors).\n")
+        "(one LU per model with the MMD ordering of A+Aᵀ computed once per grid, symmetric mode, multi-RHS solves, "
+        "adjoint with the same factors).\n")
 
     # ---------------------------------------------------------------- forward + gradient
     out("## Forward + gradient (one model, one frequency)\n")
@@ -203,7 +205,8 @@ def main():
         s = Helmholtz2D(n, n, dx, npml=npml)
         base = PaperBaseline(Helmholtz2D(n, n, dx, npml=npml))
         tb, tm = [], []
-        for k in range(rep):  # interleave so that machine load hits both alike
+        rep_fg = rep if n > 100 else 2 * rep  # the 64² calls are short: more repeats against noise
+        for k in range(rep_fg):  # interleave so that machine load hits both alike
             mk = m * (1 + 1e-6 * k)  # a new model each time: no cached factorization
             t0 = time.perf_counter()
             fb, gb, _ = base.misfit_gradient(mk, f, acq, d_obs, 1.0)
@@ -211,7 +214,7 @@ def main():
             t0 = time.perf_counter()
             fm, gm, _ = s.misfit_gradient(mk, f, acq, d_obs, 1.0)
             tm.append(time.perf_counter() - t0)
-        assert s.n_factorizations == rep and base.n_factorizations == 2 * rep
+        assert s.n_factorizations == rep_fg and base.n_factorizations == 2 * rep_fg
         diff = float(np.abs(gb - gm).max() / np.abs(gb).max())
         assert diff < 1e-8 and abs(fb - fm) < 1e-10 * fb
         A = s.matrix(m, f)
@@ -233,17 +236,19 @@ def main():
     out("## Where the time goes: factorization and one right-hand side\n")
     out("| case | baseline: factorization (s) | baseline: one solve (ms) | memprior: factorization (s) | "
         "memprior: one solve (ms) | memprior: all sources at once (ms per column) | solves per gradient (both) | "
-        "bound on the speed-up as sources → ∞ |")
+        "solve cost per column, baseline single / memprior blocked |")
     out("|---|---|---|---|---|---|---|---|")
     for name, case in CASES.items():
         n, dx, npml, f, m, acq, d_obs = setup(case)
         s = Helmholtz2D(n, n, dx, npml=npml)
         A = s.matrix(m, f)
         b = np.asfortranarray(s._source_rhs(acq.sources[:1]))
+        b_nat = b[s._label]  # the baseline works in the natural numbering
+        A_s = s._assemble(m, 2 * math.pi * f)[0]  # memprior's matrix, in its solver numbering
         # minimum over repeats: these short kernels are the most exposed to load from other processes
         tfb, lub = time_call(lambda: spla.splu(A), rep, np.min)
-        tfm, lum = time_call(lambda: spla.splu(A, permc_spec=s.permc_spec, **s._lu_options()), rep, np.min)
-        tsb, _ = time_call(lambda: lub.solve(b[:, 0].copy()), 4 * rep, np.min)
+        tfm, lum = time_call(lambda: spla.splu(A_s, **s._lu_options()), rep, np.min)
+        tsb, _ = time_call(lambda: lub.solve(b_nat[:, 0].copy()), 4 * rep, np.min)
         fac = s.factorize(m, f)
         tsm, _ = time_call(lambda: fac.solve(b[:, 0]), 4 * rep, np.min)
         B = np.asfortranarray(s._source_rhs(acq.sources))
@@ -252,11 +257,13 @@ def main():
             f"{1e3 * tsB / acq.n_src:.1f} | {2 * acq.n_src} | {tsb * acq.n_src / tsB:.1f}× |")
         print(lines[-1], flush=True)
     out("\nThe baseline factorizes twice; memprior once.  Per right-hand side, a SuperLU solve streams the whole "
-        "factor from memory.  memprior's factor is smaller (minimum degree on A+Aᵀ), and it solves the sources "
-        "in blocks of up to 8 columns with the non-transposed SuperLU solve, whose blocked path uses BLAS-3 "
-        "kernels once BLAS is pinned to one thread: per column it costs less than a single solve.  When the "
-        "solves dominate (many sources, or the 200² grid) the speed-up tends to the last column: baseline "
-        "single solve over memprior's blocked solve per column.\n")
+        "factor from memory.  memprior's factor is smaller (minimum degree on A+Aᵀ, an ordering computed once "
+        "per grid, so each factorization skips it), and `misfit_gradient` works through the sources in blocks of up "
+        "to 8 columns (wavefields, data, adjoint wavefields, contraction; one block in memory at a time) with "
+        "the non-transposed SuperLU solve, whose blocked path uses BLAS-3 kernels once BLAS is pinned to one "
+        "thread: per column it costs less than a single solve.  When the solves dominate (many sources, or the "
+        "200² grid) the speed-up approaches the last column, plus what the baseline spends per source outside "
+        "the solver (its Python loop over sources).\n")
 
     # ---------------------------------------------------------------- ordering comparison
     out("## Column ordering of SuperLU (factorization of A only, 64² · 10 PML and 200² · 30 PML)\n")
@@ -266,9 +273,10 @@ def main():
         n, dx, npml, f, m, acq, d_obs = setup(CASES[name])
         for spec in ("COLAMD", "MMD_AT_PLUS_A"):
             s = Helmholtz2D(n, n, dx, npml=npml, permc_spec=spec)
-            A = s.matrix(m, f)
-            t, lu = time_call(lambda: spla.splu(A, permc_spec=spec, **s._lu_options()), rep)
-            label = spec + (" (symmetric mode)" if spec == "MMD_AT_PLUS_A" else " (scipy default)")
+            A = s._assemble(m, 2 * math.pi * f)[0]
+            t, lu = time_call(lambda: spla.splu(A, **s._lu_options()), rep)
+            label = spec + (" (symmetric mode, ordering computed once per grid)" if spec == "MMD_AT_PLUS_A"
+                            else " (scipy default)")
             out(f"| {n}² | {label} | {t:.3f} | {lu.L.nnz + lu.U.nnz:,} |")
             print(lines[-1], flush=True)
 
@@ -334,10 +342,7 @@ def main():
         f"({', '.join(f'{v:.1f}×' for v in speedups.values())}).\n")
     if not ok:
         out("Where the goal is missed, the gradient is dominated by the triangular solves (two per source), not by "
-            "the factorizations; see \"Where the time goes\" for the bound.  A nested-dissection ordering "
-            "(METIS) or a sparse solver with faster multi-RHS triangular solves (MUMPS, PARDISO) would be the next "
-            "step; none is installed here.  Accuracy per cost, where the fourth-order stencil lets the grid "
-            "shrink, is where the large gains are.\n")
+            "the factorizations; see \"Where the time goes\".\n")
     out("Threads: SuperLU calls OpenBLAS for its dense kernels.  The command pins every BLAS pool to one thread "
         "for both solvers; `Helmholtz2D` also pins itself (`threads=1`, through threadpoolctl when installed, "
         "otherwise through the OpenBLAS thread setters, see `memprior.wave.blas_threads`).  Unpinned, on this "

@@ -212,6 +212,72 @@ def test_ordering_does_not_change_the_solution():
         assert np.allclose(other.forward(m, freq, acq), d, rtol=1e-11, atol=0)
 
 
+@pytest.mark.parametrize("order", [2, 4])
+def test_precomputed_ordering_has_the_fill_of_superlus_own(order):
+    """The once-per-grid ordering is SuperLU's MMD(A+Aᵀ): factoring the renumbered matrix with
+    NATURAL gives exactly the fill of letting splu order the natural matrix itself."""
+    import scipy.sparse.linalg as spla
+    solver, m, freq, _, _, _ = small_problem(order)
+    assert sorted(solver._label.tolist()) == list(range(solver.N))  # a permutation
+    A_nat = solver.matrix(m, freq)
+    own = spla.splu(A_nat, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1, options=dict(SymmetricMode=True))
+    ours = solver.factorize(m, freq).lu
+    assert ours.L.nnz + ours.U.nnz == own.L.nnz + own.U.nnz
+    # and far less than with no ordering at all
+    none = spla.splu(A_nat, permc_spec="NATURAL", diag_pivot_thresh=0.1, options=dict(SymmetricMode=True))
+    assert none.L.nnz + none.U.nnz > 1.2 * (ours.L.nnz + ours.U.nnz)
+
+
+def test_matrix_is_in_natural_numbering_and_matches_the_wavefield():
+    """matrix() rows are node i·NZ + j of the extended grid: A u = −s for the extended wavefield."""
+    solver, m, freq, _, _, _ = small_problem()
+    i, j = 4, 3  # an interior node: source exactly on it
+    u = solver.wavefield(m, freq, (i * solver.dx, j * solver.dx), extended=True)
+    b = np.zeros(solver.N, complex)
+    b[(i + solver.npml) * solver.NZ + (j + solver.npml)] = -1.0 / solver.dx ** 2
+    A = solver.matrix(m, freq)
+    assert np.linalg.norm(A @ u.ravel() - b) <= 1e-10 * np.linalg.norm(b)
+    assert abs(u[i + solver.npml, j + solver.npml]) > 0
+
+
+@pytest.mark.parametrize("n_src", [1, 2, 3, 9, 17])
+def test_block_solves_do_not_change_gradient_or_data(monkeypatch, n_src):
+    """Source blocks of every size (one column, the transposed two-column path, several blocks)
+    give the same data and gradient as one block per source."""
+    from memprior.wave import _Factor
+    rng = np.random.default_rng(n_src)
+    solver = Helmholtz2D(12, 10, 0.1, npml=5)
+    lx, lz = solver.extent
+    src = np.stack([rng.uniform(0, lx, n_src), rng.uniform(0, lz, n_src)], 1)
+    acq = Acquisition(src, [[0.0, lz], [0.55, lz], [lx, 0.3]])
+    m = 1.0 / (2.0 + 0.3 * rng.uniform(-1, 1, (12, 10))) ** 2
+    d_obs = solver.forward(m * 1.02, 2.0, acq)
+    results = {}
+    for block in (1, 2, 3, 8):
+        monkeypatch.setattr(_Factor, "BLOCK", block)
+        solver.clear_cache()
+        f, g, d = solver.misfit_gradient(m, 2.0, acq, d_obs, 0.1)
+        results[block] = (f, g, d, solver.forward(m, 2.0, acq), solver.vjp(m, 2.0, acq, d_obs))
+    f1, g1, d1, fw1, v1 = results[1]
+    for block, (f, g, d, fw, v) in results.items():
+        assert abs(f - f1) <= 1e-12 * f1
+        assert np.allclose(g, g1, rtol=0, atol=1e-12 * np.abs(g1).max())
+        assert np.allclose(d, d1, rtol=1e-12, atol=0) and np.allclose(fw, d1, rtol=1e-12, atol=0)
+        assert np.allclose(v, v1, rtol=0, atol=1e-12 * np.abs(v1).max())
+
+
+def test_apply_rows_matches_sparse_product():
+    import scipy.sparse as sp
+    from memprior.wave import _apply_rows
+    rng = np.random.default_rng(0)
+    X = np.asfortranarray(rng.standard_normal((30, 4)) + 1j * rng.standard_normal((30, 4)))
+    P = sp.random(5, 30, density=0.2, random_state=1, format="csr")
+    P = sp.csr_matrix(P + sp.csr_matrix((np.ones(5), (np.arange(5), np.arange(5))), shape=(5, 30)))
+    assert np.allclose(_apply_rows(P, X), P @ X, rtol=1e-14, atol=1e-14)
+    Q = sp.csr_matrix((np.ones(2), ([0, 2], [3, 7])), shape=(4, 30))  # empty rows: falls back to P @ X
+    assert np.allclose(_apply_rows(Q, X), Q @ X, rtol=0, atol=0)
+
+
 def test_torch_wrapper_gradcheck_and_backward():
     solver, m, freq, acq, d_obs, _ = small_problem()
     mt = torch.tensor(m, dtype=torch.float64, requires_grad=True)

@@ -32,6 +32,15 @@ frequency serves every source, the adjoint (``A^H x = b`` is solved as
 ``x = conj(A^{-T} conj(b))`` with the same factors, and ``A^{-T} = A^{-1}``) and all Jacobian
 products.  Right-hand sides are solved in blocks (see ``_Factor._solve``).
 
+Ordering
+--------
+Fill in the LU factors depends only on the sparsity pattern, which depends only on the grid
+and the stencil.  So the fill-reducing ordering (minimum degree on A + Aᵀ) is computed once per
+grid shape and stencil, by a symbolic pass of SuperLU's own ordering (:func:`_fill_reducing_labels`),
+and the unknowns are numbered in that order from then on; each model's factorization then skips
+the ordering step.  Internally, vectors of unknowns are in this *solver numbering*; everything
+public (``matrix``, ``pad``, wavefields) uses the natural numbering ``i·NZ + j``.
+
 ``order=2`` is the classical 5-point stencil.  ``order=4`` combines the spacing-h and
 spacing-2h 3-point operators as (4/3)·δ_h² − (1/3)·δ_2h², a 9-point cross that is
 fourth-order accurate in the interior and stays symmetric with the variable PML coefficients.
@@ -275,6 +284,33 @@ class Acquisition:
         return cls(np.stack([xs, np.zeros(n_src)], 1), np.stack([xr, np.full(n_rec, lz)], 1))
 
 
+_ORDERINGS: dict = {}
+
+
+def _apply_rows(P: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
+    """P @ X for a sparse P whose rows are all non-empty, without the C-order copy of X that scipy
+    makes for a Fortran-ordered X: [n_rows, k]."""
+    if P.nnz == 0 or np.any(np.diff(P.indptr) == 0):
+        return np.asarray(P @ X)
+    return np.add.reduceat(X[P.indices] * P.data[:, None], P.indptr[:-1], axis=0)
+
+
+def _fill_reducing_labels(indices: np.ndarray, indptr: np.ndarray, n: int) -> np.ndarray:
+    """Solver number of each unknown: SuperLU's minimum-degree ordering of A + Aᵀ for a pattern.
+
+    The ordering (with SuperLU's elimination-tree postorder) depends only on the pattern.  It is
+    read off an incomplete factorization that drops every fill entry, of a diagonally dominant
+    matrix with the same pattern: the same ordering as a full ``splu`` with
+    ``permc_spec="MMD_AT_PLUS_A"`` (tested), at a fraction of its cost.
+    """
+    counts = np.diff(indptr)
+    P = sp.csc_matrix((-np.ones(indices.size), indices, indptr), shape=(n, n))
+    P.setdiag(counts + 1.0)
+    ilu = spla.spilu(P, permc_spec="MMD_AT_PLUS_A", drop_tol=1e30, fill_factor=1, diag_pivot_thresh=0.1,
+                     options=dict(SymmetricMode=True))
+    return np.asarray(ilu.perm_c, dtype=np.int64)
+
+
 class _Factor:
     """One LU factorization of A(m, ω) and what is needed to reuse it."""
 
@@ -296,21 +332,39 @@ class _Factor:
         column; a lone column is fastest with the transposed solve.  So columns go in balanced
         blocks of at most ``BLOCK``, and blocks of one or two columns use the transposed solve.
         """
+        b = np.asarray(b, dtype=np.complex128)
+        if b.ndim == 1:
+            with blas_threads(self.threads):
+                return self.lu.solve(b, trans="T")
+        blocks = list(self.solve_blocks(b))
+        if len(blocks) == 1:
+            return blocks[0][2]
+        out = np.empty(b.shape, dtype=np.complex128, order="F")
+        for c0, c1, x in blocks:
+            out[:, c0:c1] = x
+        return out
+
+    @classmethod
+    def block_edges(cls, k: int) -> list:
+        """Balanced column blocks [(c0, c1), ...] of at most ``BLOCK`` columns."""
+        nblk = max(1, -(-k // cls.BLOCK))
+        edges = np.linspace(0, k, nblk + 1).round().astype(int)
+        return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+    def solve_blocks(self, b: np.ndarray):
+        """Yield ``(c0, c1, A⁻¹ b[:, c0:c1])`` block by block (Fortran-ordered results).
+
+        SuperLU copies each block into a Fortran-ordered array itself, so no copy is made here.
+        """
         with blas_threads(self.threads):
-            if b.ndim == 1:
-                return self.lu.solve(np.ascontiguousarray(b, dtype=np.complex128), trans="T")
-            k = b.shape[1]
-            nblk = max(1, -(-k // self.BLOCK))
-            edges = np.linspace(0, k, nblk + 1).round().astype(int)
-            out = np.empty((b.shape[0], k), dtype=np.complex128, order="F")
-            for c0, c1 in zip(edges[:-1], edges[1:]):
-                blk = np.asfortranarray(b[:, c0:c1], dtype=np.complex128)
+            for c0, c1 in self.block_edges(b.shape[1]):
                 if c1 - c0 <= 2:
+                    x = np.empty((b.shape[0], c1 - c0), dtype=np.complex128, order="F")
                     for c in range(c0, c1):
-                        out[:, c] = self.lu.solve(np.ascontiguousarray(blk[:, c - c0]), trans="T")
+                        x[:, c - c0] = self.lu.solve(b[:, c], trans="T")
                 else:
-                    out[:, c0:c1] = self.lu.solve(blk)
-            return out
+                    x = self.lu.solve(b[:, c0:c1])
+                yield c0, c1, x
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """Solve A x = rhs (multi-RHS: rhs is [N] or [N, k])."""
@@ -388,10 +442,15 @@ class Helmholtz2D:
         ix = np.clip(np.arange(self.NX) - p, 0, self.nx - 1)
         iz = np.clip(np.arange(self.NZ) - p, 0, self.nz - 1)
         self._pad_index = (ix[:, None] * self.nz + iz[None, :]).ravel()
-        self._pad_adjoint_matrix = sp.csr_matrix((np.ones(self.N), (self._pad_index, np.arange(self.N))),
-                                                 shape=(self.nx * self.nz, self.N))  # E^T
-        self._interior = ((np.arange(self.nx)[:, None] + p) * self.NZ + (np.arange(self.nz)[None, :] + p)).ravel()
-        self._build_structure()
+        # solver numbering of the unknowns: _label[natural index] -> solver index (see "Ordering")
+        self._label = self._ordering()
+        self._natural = np.argsort(self._label)  # solver index -> natural index
+        self._build_structure(self._label)
+        self._pad_index_s = self._pad_index[self._natural]  # solver index -> interior index
+        self._pad_adjoint_matrix = sp.csr_matrix((np.ones(self.N), (self._pad_index_s, np.arange(self.N))),
+                                                 shape=(self.nx * self.nz, self.N))  # E^T (solver numbering)
+        interior = ((np.arange(self.nx)[:, None] + p) * self.NZ + (np.arange(self.nz)[None, :] + p)).ravel()
+        self._interior = self._label[interior]  # solver indices of the interior nodes, natural order
 
     # ------------------------------------------------------------------ geometry
     def __repr__(self) -> str:
@@ -438,14 +497,27 @@ class Helmholtz2D:
         sigma_max = 3.0 * self.pml_velocity * math.log(1.0 / self.pml_reflection) / (2.0 * L)
         return 1.0 + 1j * sigma_max * d ** 2 / omega
 
-    def _build_structure(self):
-        """Sparsity pattern and the map from stencil terms to CSC data slots (done once)."""
+    def _ordering(self) -> np.ndarray:
+        """Solver numbering for this grid and stencil (computed once per shape, then shared)."""
+        if self.permc_spec != "MMD_AT_PLUS_A":
+            return np.arange(self.N)
+        key = (self.NX, self.NZ, self.order)
+        if key not in _ORDERINGS:
+            self._build_structure(np.arange(self.N))
+            _ORDERINGS[key] = _fill_reducing_labels(self._indices, self._indptr, self.N)
+        return _ORDERINGS[key]
+
+    def _build_structure(self, label: np.ndarray):
+        """Sparsity pattern and the map from stencil terms to CSC data slots (done once).
+
+        ``label[i]`` is the row/column of natural unknown ``i`` in the assembled matrix.
+        """
         NX, NZ = self.NX, self.NZ
         shifts = [(1, 1.0)] if self.order == 2 else [(1, 4.0 / 3.0), (2, -1.0 / 12.0)]
         rows, cols = [], []
         # each "term" contributes coef to (r, c); we record groups so values can be filled per frequency
         self._terms = []  # (axis, shift, weight, start_indices, n_entries)
-        idx = np.arange(self.N).reshape(NX, NZ)
+        idx = np.asarray(label).reshape(NX, NZ)
         for axis in (0, 1):
             n_ax = NX if axis == 0 else NZ
             for s, wgt in shifts:
@@ -464,7 +536,7 @@ class Helmholtz2D:
                 # order of entries per term: (P,P) all, (Q,Q) all, (P,Q) both, (Q,P) both
                 rows += [A_[a_in].ravel(), B_[b_in].ravel(), A_[both].ravel(), B_[both].ravel()]
                 cols += [A_[a_in].ravel(), B_[b_in].ravel(), B_[both].ravel(), A_[both].ravel()]
-        diag = np.arange(self.N)
+        diag = np.asarray(label)
         rows.append(diag)
         cols.append(diag)
         r = np.concatenate(rows)
@@ -476,7 +548,7 @@ class Helmholtz2D:
         self._indices = (ukey % self.N).astype(np.int32)
         colcount = np.bincount(ukey // self.N, minlength=self.N)
         self._indptr = np.concatenate([[0], np.cumsum(colcount)]).astype(np.int32)
-        self._diag_slot = inv[-self.N:]
+        self._diag_slot = inv[-self.N:]  # data slot of the diagonal of natural unknown i
 
     def _laplacian_data(self, omega: float) -> tuple[np.ndarray, np.ndarray]:
         """CSC data of the stretched Laplacian part (model independent) and the mass weight s_x s_z."""
@@ -571,7 +643,7 @@ class Helmholtz2D:
                              f"[0, {lx:g}] x [0, {lz:g}] km")
 
     def _interp_matrix(self, pts: np.ndarray) -> sp.csr_matrix:
-        """Bilinear interpolation from the extended grid to points: sparse [n_pts, N] (cached)."""
+        """Bilinear interpolation from the extended grid to points: sparse [n_pts, N] (cached; solver numbering)."""
         key = pts.tobytes()
         P = self._interp_cache.get(key)
         if P is None:
@@ -593,17 +665,23 @@ class Helmholtz2D:
         rows = np.repeat(np.arange(n), 4)
         cols = np.stack([(i0 + p) * NZ + j0 + p, (i0 + p) * NZ + j0 + 1 + p,
                          (i0 + 1 + p) * NZ + j0 + p, (i0 + 1 + p) * NZ + j0 + 1 + p], 1).ravel()
+        cols = self._label[cols]  # solver numbering
         vals = np.stack([(1 - tx) * (1 - tz), (1 - tx) * tz, tx * (1 - tz), tx * tz], 1).ravel()
         return sp.csr_matrix((vals, (rows, cols)), shape=(n, self.N))
 
     # ---------------------------------------------------------- factorization
     def matrix(self, m, freq) -> sp.csc_matrix:
-        """The complex-symmetric system matrix A(m, ω) (CSC, [N, N] with N = NX·NZ)."""
+        """The complex-symmetric system matrix A(m, ω) (CSC, [N, N] with N = NX·NZ).
+
+        Rows and columns are in the natural numbering: node (i, j) of the extended grid is i·NZ + j.
+        """
         mm = self._check_m(m)
         f = self._check_freq(freq, mm)
-        return self._assemble(mm, 2 * math.pi * f)[0]
+        A = self._assemble(mm, 2 * math.pi * f)[0]
+        return A[self._label][:, self._label].tocsc()
 
     def _assemble(self, m: np.ndarray, omega: float):
+        """A(m, ω) in the solver numbering, and the mass weight s_x s_z (natural numbering)."""
         lap, w = self._laplacian_data(omega)
         data = lap.copy()
         data[self._diag_slot] += omega ** 2 * w * self.pad(m).ravel()
@@ -615,9 +693,11 @@ class Helmholtz2D:
         # diagonal pivots (SymmetricMode, threshold 0.1), which keeps the ordering's low fill.  Small
         # panels and relaxed supernodes (4, 4) factor these 2-D grids 15-25 % faster than SuperLU's
         # defaults (measured on 84² and 260² grids; the fill is unchanged).
+        # The unknowns are already numbered in that order (see "Ordering"), so SuperLU keeps it.
         if self.permc_spec == "MMD_AT_PLUS_A":
-            return dict(diag_pivot_thresh=0.1, relax=4, panel_size=4, options=dict(SymmetricMode=True))
-        return {}
+            return dict(permc_spec="NATURAL", diag_pivot_thresh=0.1, relax=4, panel_size=4,
+                        options=dict(SymmetricMode=True))
+        return dict(permc_spec=self.permc_spec)
 
     def factorize(self, m, freq) -> _Factor:
         """LU factors of A(m, 2πf), cached: repeated calls on the same model and frequency reuse them."""
@@ -633,9 +713,9 @@ class Helmholtz2D:
         omega = 2 * math.pi * f
         A, w = self._assemble(m, omega)
         with blas_threads(self.threads):
-            lu = spla.splu(A, permc_spec=self.permc_spec, **self._lu_options())
+            lu = spla.splu(A, **self._lu_options())
         self.n_factorizations += 1
-        fac = _Factor(lu, omega, f, w, (self.NX, self.NZ), self.threads)
+        fac = _Factor(lu, omega, f, w[self._natural], (self.NX, self.NZ), self.threads)
         self._cache[key] = fac
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -648,8 +728,12 @@ class Helmholtz2D:
     # ------------------------------------------------------------- internals
     def _source_rhs(self, pts: np.ndarray) -> np.ndarray:
         """Right-hand sides −s for point sources of unit strength: dense [N, n_src], Fortran order."""
-        P = self._interp_matrix(pts).tocoo()
-        F = np.zeros((self.N, pts.shape[0]), dtype=np.complex128, order="F")
+        return self._rhs_from_interp(self._interp_matrix(pts))
+
+    def _rhs_from_interp(self, P: sp.csr_matrix) -> np.ndarray:
+        """−Pᵀ/Δx² as a dense [N, n_pts] Fortran-ordered array (point sources from interpolation rows)."""
+        P = P.tocoo()
+        F = np.zeros((self.N, P.shape[0]), dtype=np.complex128, order="F")
         np.add.at(F, (P.col, P.row), -P.data / self.dx ** 2)
         return F
 
@@ -682,7 +766,7 @@ class Helmholtz2D:
             raise ValueError(f"source: expected one (x, z) position, got {pts.shape[0]}")
         self._check_points("source", pts)
         fac = self._factor(mm, f)
-        u = fac.solve(self._source_rhs(pts)[:, 0]).reshape(self.NX, self.NZ)
+        u = fac.solve(self._source_rhs(pts)[:, 0])[self._label].reshape(self.NX, self.NZ)
         if not extended:
             p = self.npml
             u = u[p:p + self.nx, p:p + self.nz]
@@ -715,16 +799,40 @@ class Helmholtz2D:
     def _vjp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dd: np.ndarray) -> np.ndarray:
         """g with g·δm = Re Σ conj(dd) (J δm): one multi-RHS adjoint solve with the same factors."""
         Pr = self._interp_matrix(acq.receivers)
+        # conj(λ_s) with A^H λ_s = P_r^T dd_s: conj(λ) = A^{-T} P_r^T conj(dd_s) = A^{-1} (...) with the
+        # same factors.  Solved block by block and contracted with the matching block of U at once.
+        rhs = Pr.T @ np.conj(dd).T  # [N, n_src]
+        acc = np.zeros(self.N, dtype=np.complex128)
+        for c0, c1, lam_bar in fac.solve_blocks(rhs):
+            acc += np.einsum("ns,ns->n", lam_bar, U[:, c0:c1])
+        g_s = -fac.omega ** 2 * np.real(fac.w * acc)
+        return np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
+
+    def _data_and_vjp(self, fac: _Factor, acq: Acquisition, weights) -> tuple[np.ndarray, np.ndarray]:
+        """Data d [n_src, n_rec] and the vector-Jacobian product g [nx, nz] in one pass over source blocks.
+
+        For each block of sources (``_Factor.block_edges``): the wavefields U, their data, the adjoint
+        weights ``dd = weights(d_block, c0, c1)``, the adjoint wavefields with the same factors, and
+        their contraction with U.  Only one block of wavefields is held at a time, and the arrays stay
+        small enough to be reused by the allocator.
+        """
+        Ps, Pr = self._interp_matrix(acq.sources), self._interp_matrix(acq.receivers)
+        PrT = Pr.T.tocsr()
+        d = np.empty((acq.n_src, acq.n_rec), dtype=np.complex128)
+        acc = np.zeros(self.N, dtype=np.complex128)
         with blas_threads(self.threads):
-            # conj(λ_s) with A^H λ_s = P_r^T dd_s, [N, n_src]: conj(λ) = A^{-T} P_r^T conj(dd_s) = A^{-1} (...)
-            # with the same factors; (conj(dd) @ P_r).T is the right-hand side in Fortran order
-            lam_bar = fac.solve(np.asarray(np.conj(dd) @ Pr).T)
-            g_ext = -fac.omega ** 2 * np.real(fac.w * np.einsum("ns,ns->n", lam_bar, U))
-        return self.pad_adjoint(g_ext)
+            for c0, c1 in _Factor.block_edges(acq.n_src):
+                U = fac.solve(self._rhs_from_interp(Ps[c0:c1]))  # [N, k]
+                d[c0:c1] = _apply_rows(Pr, U).T
+                # conj(λ) = A^{-T} P_r^T conj(dd) = A^{-1} P_r^T conj(dd) with the same factors
+                lam_bar = fac.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)
+                acc += np.einsum("ns,ns->n", lam_bar, U)
+        g_s = -fac.omega ** 2 * np.real(fac.w * acc)
+        return d, np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
 
     def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:
         Pr = self._interp_matrix(acq.receivers)
-        rhs = -fac.omega ** 2 * (fac.w * self.pad(dm).ravel())[:, None] * U
+        rhs = -fac.omega ** 2 * (fac.w * dm.ravel()[self._pad_index_s])[:, None] * U
         with blas_threads(self.threads):
             dU = fac.solve(rhs)
         return np.asarray((Pr @ dU).T)
@@ -744,11 +852,8 @@ class Helmholtz2D:
         dobs = self._check_data("d_obs", d_obs, acq)
         sig = check_positive("sigma_d", sigma_d)
         fac = self._factor(mm, f)
-        U = self._fields(fac, acq)
-        d = np.asarray((self._interp_matrix(acq.receivers) @ U).T)
-        r = d - dobs
-        misfit = float(np.sum(np.abs(r) ** 2) / sig ** 2)
-        g = self._vjp_core(fac, acq, U, 2.0 * r / sig ** 2)
+        d, g = self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: 2.0 * (d_blk - dobs[c0:c1]) / sig ** 2)
+        misfit = float(np.sum(np.abs(d - dobs) ** 2) / sig ** 2)
         return misfit, self._out(g, tt), self._out(d, tt)
 
     def jvp(self, m, freq, acq: Acquisition, dm):
@@ -763,7 +868,7 @@ class Helmholtz2D:
         mm, f, tt = self._prepare(m, freq, acq)
         ddd = self._check_data("dd", dd, acq)
         fac = self._factor(mm, f)
-        return self._out(self._vjp_core(fac, acq, self._fields(fac, acq), ddd), tt)
+        return self._out(self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: ddd[c0:c1])[1], tt)
 
     def _check_perturbation(self, name: str, dm) -> np.ndarray:
         a = dm.detach().cpu().numpy() if isinstance(dm, torch.Tensor) else np.asarray(dm)
@@ -818,7 +923,7 @@ class Helmholtz2D:
         J = np.empty((ns, nr, K), dtype=np.complex128)
         with blas_threads(self.threads):
             if method == "sensitivity":
-                Bext = (fac.w[:, None] * B.reshape(K, -1)[:, self._pad_index].T)  # [N, K] = w ⊙ Eφ_k
+                Bext = (fac.w[:, None] * B.reshape(K, -1)[:, self._pad_index_s].T)  # [N, K] = w ⊙ Eφ_k
                 pairs = [(s, k) for s in range(ns) for k in range(K)]
                 for c0 in range(0, len(pairs), ncol):
                     blk = pairs[c0:c0 + ncol]
