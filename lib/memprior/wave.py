@@ -284,7 +284,19 @@ class Acquisition:
         return cls(np.stack([xs, np.zeros(n_src)], 1), np.stack([xr, np.full(n_rec, lz)], 1))
 
 
-_ORDERINGS: dict = {}
+def _real_array(name: str, x, what: str) -> np.ndarray:
+    """``x`` (numpy or torch) as a float64 array, or a TypeError naming ``name`` and ``what``."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise TypeError(f"{name}: expected a real array {what}, got complex")
+        return x.detach().cpu().to(torch.float64).numpy()
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError(f"{name}: expected a real array {what}") from exc
+    if np.iscomplexobj(a) or a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a real array {what}, got dtype {a.dtype}")
+    return a.astype(np.float64)
 
 
 def _apply_rows(P: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
@@ -293,6 +305,9 @@ def _apply_rows(P: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
     if P.nnz == 0 or np.any(np.diff(P.indptr) == 0):
         return np.asarray(P @ X)
     return np.add.reduceat(X[P.indices] * P.data[:, None], P.indptr[:-1], axis=0)
+
+
+_ORDERINGS: dict = {}  # (NX, NZ, order) -> solver numbering, shared by all solvers of that grid
 
 
 def _fill_reducing_labels(indices: np.ndarray, indptr: np.ndarray, n: int) -> np.ndarray:
@@ -580,25 +595,17 @@ class Helmholtz2D:
         return out
 
     # ------------------------------------------------------------- validation
-    def _check_m(self, m, name: str = "m") -> np.ndarray:
-        if isinstance(m, torch.Tensor):
-            if m.is_complex():
-                raise TypeError(f"{name}: expected a real array of squared slowness (s^2/km^2), got complex")
-            a = m.detach().cpu().to(torch.float64).numpy()
-        else:
-            try:
-                a = np.asarray(m)
-            except Exception as exc:  # noqa: BLE001
-                raise TypeError(f"{name}: expected an array [nx, nz] of squared slowness (s^2/km^2)") from exc
-            if np.iscomplexobj(a):
-                raise TypeError(f"{name}: expected a real array of squared slowness (s^2/km^2), got complex")
-            if a.dtype.kind not in "fiu":
-                raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
-            a = a.astype(np.float64)
+    def _check_grid(self, name: str, x, what: str) -> np.ndarray:
+        """A finite real array [nx, nz] (numpy or torch) as float64, or an error naming ``name``."""
+        a = _real_array(name, x, f"[nx, nz] {what}")
         if a.shape != (self.nx, self.nz):
             raise ValueError(f"{name}: expected shape [nx, nz] = [{self.nx}, {self.nz}], got {list(a.shape)}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name}: contains NaN or inf; squared slowness must be finite and > 0")
+            raise ValueError(f"{name}: contains NaN or inf")
+        return a
+
+    def _check_m(self, m, name: str = "m") -> np.ndarray:
+        a = self._check_grid(name, m, "of squared slowness (s^2/km^2)")
         if np.any(a <= 0):
             raise ValueError(f"{name}: squared slowness must be > 0 (s^2/km^2), got min {a.min():.3g}")
         return a
@@ -796,25 +803,15 @@ class Helmholtz2D:
             raise ValueError(f"{name}: contains NaN or inf")
         return a
 
-    def _vjp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dd: np.ndarray) -> np.ndarray:
-        """g with g·δm = Re Σ conj(dd) (J δm): one multi-RHS adjoint solve with the same factors."""
-        Pr = self._interp_matrix(acq.receivers)
-        # conj(λ_s) with A^H λ_s = P_r^T dd_s: conj(λ) = A^{-T} P_r^T conj(dd_s) = A^{-1} (...) with the
-        # same factors.  Solved block by block and contracted with the matching block of U at once.
-        rhs = Pr.T @ np.conj(dd).T  # [N, n_src]
-        acc = np.zeros(self.N, dtype=np.complex128)
-        for c0, c1, lam_bar in fac.solve_blocks(rhs):
-            acc += np.einsum("ns,ns->n", lam_bar, U[:, c0:c1])
-        g_s = -fac.omega ** 2 * np.real(fac.w * acc)
-        return np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
-
-    def _data_and_vjp(self, fac: _Factor, acq: Acquisition, weights) -> tuple[np.ndarray, np.ndarray]:
+    def _data_and_vjp(self, fac: _Factor, acq: Acquisition, weights,
+                      U: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Data d [n_src, n_rec] and the vector-Jacobian product g [nx, nz] in one pass over source blocks.
 
-        For each block of sources (``_Factor.block_edges``): the wavefields U, their data, the adjoint
+        g satisfies g·δm = Re Σ conj(dd)·(J δm).  For each block of sources (``_Factor.block_edges``):
+        the wavefields (solved here, or taken from ``U`` [N, n_src] when given), their data, the adjoint
         weights ``dd = weights(d_block, c0, c1)``, the adjoint wavefields with the same factors, and
-        their contraction with U.  Only one block of wavefields is held at a time, and the arrays stay
-        small enough to be reused by the allocator.
+        their contraction with the wavefields.  Solving here holds one block of wavefields at a time,
+        and the arrays stay small enough to be reused by the allocator.
         """
         Ps, Pr = self._interp_matrix(acq.sources), self._interp_matrix(acq.receivers)
         PrT = Pr.T.tocsr()
@@ -822,11 +819,11 @@ class Helmholtz2D:
         acc = np.zeros(self.N, dtype=np.complex128)
         with blas_threads(self.threads):
             for c0, c1 in _Factor.block_edges(acq.n_src):
-                U = fac.solve(self._rhs_from_interp(Ps[c0:c1]))  # [N, k]
-                d[c0:c1] = _apply_rows(Pr, U).T
-                # conj(λ) = A^{-T} P_r^T conj(dd) = A^{-1} P_r^T conj(dd) with the same factors
+                Ub = fac.solve(self._rhs_from_interp(Ps[c0:c1])) if U is None else U[:, c0:c1]  # [N, k]
+                d[c0:c1] = _apply_rows(Pr, Ub).T
+                # conj(λ) with A^H λ = P_r^T dd: conj(λ) = A^{-T} P_r^T conj(dd) = A^{-1} P_r^T conj(dd)
                 lam_bar = fac.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)
-                acc += np.einsum("ns,ns->n", lam_bar, U)
+                acc += np.einsum("ns,ns->n", lam_bar, Ub)
         g_s = -fac.omega ** 2 * np.real(fac.w * acc)
         return d, np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
 
@@ -859,7 +856,7 @@ class Helmholtz2D:
     def jvp(self, m, freq, acq: Acquisition, dm):
         """Jacobian-vector product J δm: complex [n_src, n_rec] (δm real [nx, nz])."""
         mm, f, tt = self._prepare(m, freq, acq)
-        dmm = self._check_perturbation("dm", dm)
+        dmm = self._check_grid("dm", dm, "(a perturbation of squared slowness)")
         fac = self._factor(mm, f)
         return self._out(self._jvp_core(fac, acq, self._fields(fac, acq), dmm), tt)
 
@@ -869,17 +866,6 @@ class Helmholtz2D:
         ddd = self._check_data("dd", dd, acq)
         fac = self._factor(mm, f)
         return self._out(self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: ddd[c0:c1])[1], tt)
-
-    def _check_perturbation(self, name: str, dm) -> np.ndarray:
-        a = dm.detach().cpu().numpy() if isinstance(dm, torch.Tensor) else np.asarray(dm)
-        if np.iscomplexobj(a) or a.dtype.kind not in "fiu":
-            raise TypeError(f"{name}: expected a real array [nx, nz]")
-        a = a.astype(np.float64)
-        if a.shape != (self.nx, self.nz):
-            raise ValueError(f"{name}: expected shape [nx, nz] = [{self.nx}, {self.nz}], got {list(a.shape)}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name}: contains NaN or inf")
-        return a
 
     def jacobian(self, m, freq, acq: Acquisition, basis, method: str = "sensitivity", chunk_mb: float = 64.0):
         """Jacobian of the data with respect to the coefficients of a reduced basis.
@@ -904,14 +890,11 @@ class Helmholtz2D:
         mm, f, tt = self._prepare(m, freq, acq)
         if method not in ("sensitivity", "reciprocal"):
             raise ValueError(f"method: must be 'sensitivity' or 'reciprocal', got {method!r}")
-        B = basis.detach().cpu().numpy() if isinstance(basis, torch.Tensor) else np.asarray(basis)
-        if np.iscomplexobj(B) or B.dtype.kind not in "fiu":
-            raise TypeError("basis: expected a real array [K, nx, nz]")
+        B = _real_array("basis", basis, "[K, nx, nz]")
         if B.ndim != 3 or B.shape[1:] != (self.nx, self.nz) or B.shape[0] < 1:
             raise ValueError(f"basis: expected shape [K, nx, nz] = [K, {self.nx}, {self.nz}], got {list(B.shape)}")
         if not np.all(np.isfinite(B)):
             raise ValueError("basis: contains NaN or inf")
-        B = B.astype(np.float64)
         K = B.shape[0]
         chunk_mb = check_positive("chunk_mb", chunk_mb)
         fac = self._factor(mm, f)
@@ -971,7 +954,8 @@ class HelmholtzData(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        g = ctx.solver._vjp_core(ctx.fac, ctx.acq, ctx.U, grad_out.detach().cpu().numpy().astype(np.complex128))
+        dd = grad_out.detach().cpu().numpy().astype(np.complex128)
+        g = ctx.solver._data_and_vjp(ctx.fac, ctx.acq, lambda d_blk, c0, c1: dd[c0:c1], U=ctx.U)[1]
         return torch.from_numpy(g).to(ctx.dtype), None, None, None
 
 
