@@ -53,34 +53,45 @@ def _on_build_finished(app, exc):
 _ARIA = re.compile(r'(<div class="memprior-figure" role="img" aria-label=")[^"]*(")')
 
 
-def _figure_alt_to_aria_label() -> None:
-    """Make ``{glue:figure}``'s ``:alt:`` option the plotly figure's ``aria-label``.
-
-    myst-nb applies ``:alt:`` to images only; a plotly figure arrives as raw HTML, whose
-    wrapper (written by ``memprior.plots``) carries an ``aria-label``.  This sets it from ``:alt:``.
-    """
+def _label_raw_figures(root, alt: str) -> None:
+    """Write ``alt`` as the ``aria-label`` of every plotly figure (raw HTML) below ``root``."""
     from docutils import nodes
-    from myst_nb.ext.glue.directives import PasteFigureDirective
 
-    if getattr(PasteFigureDirective, "_memprior_alt", False):
+    label = html.escape(" ".join(str(alt).split()), quote=True)
+    for raw in list(root.findall(nodes.raw)):
+        text = raw.astext()
+        if _ARIA.search(text):
+            new = _ARIA.sub(lambda m: m.group(1) + label + m.group(2), text, count=1)
+            raw.replace_self(nodes.raw("", new, format="html"))
+
+
+def _figure_alt_to_aria_label() -> None:
+    """Make a figure cell's alt text the plotly figure's ``aria-label``.
+
+    A chapter's figure cell displays its figure and carries the book's figure options in its metadata,
+    ``{"mystnb": {"figure": {"name": ..., "caption": ..., "alt": ...}}}``. myst-nb wraps the cell's output
+    in a numbered figure with that name and caption, but applies alt text to images only; a plotly figure
+    arrives as raw HTML, whose wrapper (written by ``memprior.plots``) carries an ``aria-label``. This sets
+    it from the ``alt`` option.
+    """
+    from contextlib import contextmanager
+
+    import myst_nb.sphinx_ as nb_sphinx
+
+    if getattr(nb_sphinx.create_figure_context, "_memprior_alt", False):
         return
-    original = PasteFigureDirective.run
+    original = nb_sphinx.create_figure_context
 
-    def run(self):
-        alt = self.options.get("alt")
-        result = original(self)
-        if alt:
-            label = html.escape(" ".join(alt.split()), quote=True)
-            for top in result:
-                for raw in list(top.findall(nodes.raw)):
-                    text = raw.astext()
-                    if _ARIA.search(text):
-                        new = _ARIA.sub(lambda m: m.group(1) + label + m.group(2), text, count=1)
-                        raw.replace_self(nodes.raw("", new, format="html"))
-        return result
+    @contextmanager
+    def create_figure_context(renderer, figure_options, line):
+        with original(renderer, figure_options, line):
+            yield
+            alt = figure_options.get("alt") if isinstance(figure_options, dict) else None
+            if alt:
+                _label_raw_figures(renderer.current_node, alt)
 
-    PasteFigureDirective.run = run
-    PasteFigureDirective._memprior_alt = True
+    create_figure_context._memprior_alt = True
+    nb_sphinx.create_figure_context = create_figure_context
 
 
 def setup(app):

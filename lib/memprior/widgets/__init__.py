@@ -17,7 +17,9 @@ from typing import Callable, Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["App", "callback_latencies"]
+from .._checks import in_book_build
+
+__all__ = ["App", "callback_latencies", "in_book_build"]
 
 LIVE_NOTE = "Live app: runs in Jupyter, Binder or Colab. The static book shows a precomputed twin."
 
