@@ -1,7 +1,7 @@
 """Shared pytest configuration.
 
 - Progress bars stay quiet in notebooks executed by the tests (``MEMPRIOR_QUIET``).
-- While nbval runs a chapter, the kernel's peak RSS and the chapter's wall time are
+- While ``tests/test_chapters.py`` runs a chapter, the kernel's peak RSS and the chapter's wall time are
   recorded and printed as a budget table at the end of the session.
 """
 from __future__ import annotations
@@ -18,13 +18,15 @@ os.environ.setdefault("MEMPRIOR_QUIET", "1")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 ROOT = Path(__file__).resolve().parent
-BUDGET_S, BUDGET_MB = 90.0, 1536.0
-_RUNAWAY = 3.0
+from memprior.budgets import RSS_BUDGET_BYTES, RUNAWAY_FACTOR, WALL_BUDGET_S  # noqa: E402
+
+BUDGET_S, BUDGET_MB = WALL_BUDGET_S, RSS_BUDGET_BYTES / 2**20
+_RUNAWAY = RUNAWAY_FACTOR
 _nb_stats: dict[str, dict] = {}
 
 
 class _RssWatcher(threading.Thread):
-    """Poll the summed RSS of this process's children (the nbval kernel) until stopped.
+    """Poll the summed RSS of this process's children (the chapter's kernel) until stopped.
 
     The background book build and its kernels are children too; they are left out.
     """
@@ -61,11 +63,12 @@ class _RssWatcher(threading.Thread):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    path = str(getattr(item, "fspath", ""))
-    if not path.endswith(".ipynb"):
+    # Each chapter is executed by tests/test_chapters.py, in a fresh kernel (a child of this process).
+    chapter = getattr(getattr(item, "callspec", None), "params", {}).get("chapter")
+    if not (item.nodeid.startswith("tests/test_chapters.py") and chapter):
         yield
         return
-    key = os.path.relpath(path, ROOT)
+    key = f"book/{chapter}"
     watcher = _RssWatcher()
     watcher.start()
     t0 = time.perf_counter()
@@ -122,7 +125,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("budgets")
     if _nb_stats:
-        tr.write_line("Chapters under nbval: wall time and kernel peak RSS (shares 2 cores with the book build)")
+        tr.write_line("Chapters run as notebooks: wall time and kernel peak RSS (shares 2 cores with the book build)")
         tr.write_line(f"| notebook | wall s (budget {BUDGET_S:.0f}) | peak RSS MB (budget {BUDGET_MB:.0f}) |")
         tr.write_line("|---|---:|---:|")
         for k in sorted(_nb_stats):
@@ -131,13 +134,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if "t0" in _build_proc:
         tr.write_line("")
         tr.write_line(f"book build (background): {_build_proc.get('wall_s', float('nan')):.0f} s wall")
-    out = ROOT / "_build" / "budgets_nbval.json"
+    out = ROOT / "_build" / "budgets_chapters.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(_nb_stats, indent=2))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    # Fail only on a runaway (more than 3x the budget), as DESIGN.md §6 asks.
+    # Fail only on a runaway (more than 3x the budget), as the budgets in CONTRIBUTING.md ask.
     runaway = [k for k, s in _nb_stats.items()
                if s["wall_s"] > _RUNAWAY * BUDGET_S or s["peak_rss_mb"] > _RUNAWAY * BUDGET_MB]
     if runaway and session.exitstatus == 0:

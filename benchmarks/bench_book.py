@@ -1,4 +1,4 @@
-"""Whole-book benchmark: fresh build time, each chapter's wall time and peak RSS, widget latencies.
+"""Whole-book benchmark: fresh build time, each chapter's wall time and peak RSS, page weights.
 
 Run from the repository root, on an otherwise idle machine:
 
@@ -11,14 +11,11 @@ It prints markdown to paste into benchmarks/RESULTS.md:
    8-minute budget;
 2. each notebook run alone in a fresh kernel (``memprior.budgets``): wall time and peak RSS against
    90 s / 1.5 GB, and each built page's weight against 6 MB;
-3. the widget callback latencies (p95, ms) that each chapter measures with
-   ``memprior.widgets.callback_latencies`` and glues (keys ending in ``p95``), read from the executed
-   notebooks that the build leaves in ``_build/jupyter_execute``.
+The widget callback latencies are measured by ``benchmarks/bench_widgets.py``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -31,7 +28,6 @@ sys.path.insert(0, str(ROOT / "lib"))
 from memprior import budgets  # noqa: E402
 
 BUILD_BUDGET_S = 8 * 60
-LATENCY_BUDGET_MS = {"06_wave_solver": 1000.0, "07_fwi_dps": 1000.0}  # wave chapters; others 150 ms
 
 
 def fresh_build() -> float:
@@ -45,26 +41,6 @@ def fresh_build() -> float:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
         raise SystemExit("book build failed")
     return dt
-
-
-def glued_latencies() -> dict[str, dict[str, float]]:
-    """Glued values whose key ends in 'p95' (ms), per chapter, from the build's execution cache."""
-    out: dict[str, dict[str, float]] = {}
-    chapters = {p.stem.split("_")[0].lstrip("0"): p.stem for p in (ROOT / "book").glob("0*.ipynb")}
-    for nb_path in sorted((ROOT / "_build" / ".jupyter_cache" / "executed").glob("*/base.ipynb")):
-        nb = json.loads(nb_path.read_text())
-        for cell in nb["cells"]:
-            for o in cell.get("outputs", []):
-                meta = o.get("metadata", {}).get("scrapbook", {})
-                name = meta.get("name", "")
-                if name.endswith("p95"):
-                    data = o.get("data", {})
-                    text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
-                    if text is not None:
-                        val = "".join(text) if isinstance(text, list) else text
-                        chapter = chapters.get(name.split("-")[0].removeprefix("ch"), name)
-                        out.setdefault(chapter, {})[name] = float(val.replace("np.float64(", "").rstrip(")"))
-    return out
 
 
 def main(argv=None) -> int:
@@ -82,14 +58,6 @@ def main(argv=None) -> int:
     html = ROOT / "_build" / "html"
     pages = [budgets.page_weight(p, html) for p in budgets.find_pages(html)] if html.is_dir() else []
     lines += ["### Chapters, each alone in a fresh kernel", "", budgets.markdown_table(runs, pages), ""]
-    lat = glued_latencies()
-    if lat:
-        lines += ["### Widget callback latency (p95, measured in the chapter during the build)", "",
-                  "| chapter | glued key | p95 ms | budget ms | ratio |", "|---|---|---:|---:|---:|"]
-        for ch, vals in sorted(lat.items()):
-            budget = LATENCY_BUDGET_MS.get(ch, 150.0)
-            for k, v in sorted(vals.items()):
-                lines.append(f"| {ch} | {k} | {v:.0f} | {budget:.0f} | {v / budget:.2f} |")
     print("\n".join(lines))
     failed = [r.notebook for r in runs if not r.ok]
     return 1 if failed else 0

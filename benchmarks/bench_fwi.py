@@ -5,7 +5,7 @@ Usage (from the repository root)::
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MEMPRIOR_QUIET=1 \
         python benchmarks/bench_fwi.py --grid 64 --samples 16
 
-runs :func:`memprior.fwi.run_pipeline` with :meth:`memprior.fwi.FWIConfig.paper`: the pool of
+runs :func:`memprior.experiments.fwi.run_pipeline` with :meth:`memprior.fwi.FWIConfig.paper`: the pool of
 forward data (one LU per model), then for every N the exact lookup, the three samplers
 (DPS, the normalized variant, the exact sampler; closed-form memorized denoiser), the
 linearized mixture at the best ``--top`` components and the memorization metrics with their
@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from memprior import fwi
+from memprior.experiments import fwi  # the experiment; FWIConfig is memprior.fwi's, re-exported
 
 
 def main(argv=None) -> dict:

@@ -62,7 +62,8 @@ def built_book():
     return HTML
 
 
-def _chromium_driver():
+def _chromium_driver(allow_local: bool = False):
+    """Headless chromium with no network (``allow_local``: the loopback address 127.0.0.1 only)."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -78,7 +79,7 @@ def _chromium_driver():
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage", "--window-size=1280,1600",
               # No network: every host name resolves to nothing; file:// pages need none.
-              "--host-resolver-rules=MAP * ~NOTFOUND"):
+              "--host-resolver-rules=MAP * ~NOTFOUND" + (", EXCLUDE 127.0.0.1" if allow_local else "")):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(driver_path), options=opts)
@@ -194,3 +195,28 @@ def test_no_progress_bar_or_warning_noise(built_book):
         html = (built_book / (ch + ".html")).read_text()
         for noise in ("it/s]", "Warning:", "UserWarning", "DeprecationWarning"):
             assert noise not in html, f"{ch}: '{noise}' appears in the page"
+
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_page_shows_the_figures_the_notebook_shows(built_book, chapter):
+    """The page has one numbered, captioned figure per plotly figure the chapter shows when run as a notebook.
+
+    The notebook's count comes from tests/test_chapters.py (run earlier in the same session), which executes
+    each chapter in a plain kernel.
+    """
+    import re
+
+    counts = ROOT / "_build" / "chapter_figures.json"
+    if not counts.exists() or Path(chapter).name not in json.loads(counts.read_text()):
+        if os.environ.get("CI"):
+            pytest.fail("tests/test_chapters.py must run before the built-book tests in CI")
+        pytest.skip("run tests/test_chapters.py in the same session for the notebook's figure count")
+    expected = json.loads(counts.read_text())[Path(chapter).name]
+    html = (built_book / (chapter + ".html")).read_text()
+    figures = re.findall(r"<figure\b.*?</figure>", html, re.S)
+    plotly_figures = [f for f in figures if 'class="memprior-figure"' in f]
+    assert len(plotly_figures) == html.count('class="memprior-figure"'), f"{chapter}: a plotly figure outside <figure>"
+    assert len(plotly_figures) == expected, f"{chapter}: page has {len(plotly_figures)} figures, notebook {expected}"
+    for f in plotly_figures:
+        assert re.search(r'class="caption-number">Fig\. \d', f), f"{chapter}: a figure without a number"
+        assert 'aria-label="Interactive figure' not in f, f"{chapter}: a figure without its alt text"

@@ -1,13 +1,14 @@
-"""Tests for memprior.fwi: the chapter-7 FWI pipeline on a small grid."""
+"""Tests for memprior.fwi, the FWI problem of chapter 7 (configuration, likelihood, training sets, forward
+map, sampler tools), on a small grid.  The experiment built on it is tested in test_experiments_fwi.py."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from memprior import fwi, metrics, posterior
+from memprior import fwi, metrics
 from memprior import velocity as V
 from memprior.diffusion import MemorizedDenoiser, Schedule, ddim_sample
+from memprior.experiments.fwi import FWIExperiment
 
 torch.set_num_threads(1)
 
@@ -17,7 +18,7 @@ SMALL = dict(n=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_sa
 
 @pytest.fixture(scope="module")
 def exp():
-    return fwi.FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
+    return FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_config_validation():
     assert (p2.n, p2.npml, p2.freq, p2.n_src, p2.n_rec) == (200, 30, 6.0, 15, 196)
     assert math.isclose(p2.dx, 0.01)
     with pytest.raises(TypeError, match="config"):
-        fwi.FWIExperiment(config=dict(SMALL))
+        FWIExperiment(config=dict(SMALL))
 
 
 def test_metrics_need_two_training_models(exp):
@@ -136,7 +137,7 @@ def test_training_sets_nested_seeded_and_zscored(exp):
     assert torch.allclose(a.u.mean(0), torch.zeros(16, dtype=torch.float64), atol=1e-12)
     assert torch.allclose(a.u.std(0), torch.ones(16, dtype=torch.float64))
     assert torch.allclose(a.to_z(a.u), a.z)
-    other = fwi.FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
+    other = FWIExperiment(fwi.FWIConfig(**SMALL), show_progress=False)
     assert torch.equal(other.pool_z, exp.pool_z)
     # the models are their own KL reconstructions (projection is idempotent), positive squared slowness
     assert torch.allclose(exp.basis.project(b.m), b.z, atol=1e-10)
@@ -161,29 +162,7 @@ def test_truths_not_in_training_set(exp):
     assert math.isclose(float(ood.v.min()), 1.7) and math.isclose(float(ood.v.max()), 2.7)
 
 
-# ----------------------------------------------------------------------------- forward map and lookup
-def test_lookup_weights_match_brute_force(exp, obs):
-    N = 12
-    ts = exp.training_set(N)
-    # brute force: one independent solve per model, the complex NLL, a softmax in numpy
-    nll = []
-    for m in ts.m:
-        d = np.asarray(exp.solver.forward(m.numpy(), exp.cfg.freq, exp.acq))
-        nll.append(np.sum(np.abs(obs.d_obs.numpy() - d) ** 2) / obs.sigma_d ** 2)
-    nll = np.array(nll)
-    w = np.exp(-(nll - nll.min()))
-    w /= w.sum()
-    lk = exp.lookup(N, obs)
-    assert np.allclose(lk.nll.numpy(), nll, rtol=1e-10)
-    assert np.allclose(lk.weights.numpy(), w, atol=1e-12)
-    # and through the real-stacked forward map and memprior.posterior
-    w2 = posterior.lookup_weights(exp.forward(N), ts.u, obs.y, obs.gamma)
-    assert torch.allclose(w2, lk.weights, atol=1e-12)
-    assert lk.best == int(np.argmin(nll))
-    assert 1.0 <= lk.exp_H <= N
-    assert math.isclose(lk.misfit_per_datum, nll.min() / obs.n_data, rel_tol=1e-10)
-
-
+# ----------------------------------------------------------------------------- forward map
 def test_forward_cache_and_fresh_solves_agree(exp):
     N = 12
     ts = exp.training_set(N)
@@ -215,39 +194,7 @@ def test_forward_gradient_and_jacobian(exp, obs):
     assert torch.allclose(g, torch.einsum("bmd,bm->bd", J, v), rtol=1e-8, atol=1e-10 * float(g.abs().max()))
 
 
-# ----------------------------------------------------------------------------- samplers
-def test_exact_sampler_frequencies_match_lookup_weights(exp):
-    N = 12
-    t = exp.truth("lens")
-    o = exp.observe(t, noise=3.0, seed=5)  # very noisy: weights spread over several models
-    lk = exp.lookup(N, o)
-    assert lk.exp_H > 2.0
-    n = 4000
-    res = exp.sample("exact", N, o, n=n, seed=1, steps=5)
-    assert float(res.nearest_dist.max()) < 1e-6  # lands on training models (cdist round-off)
-    freq = torch.bincount(res.nearest, minlength=N).to(torch.float64) / n
-    se = (lk.weights * (1 - lk.weights) / n).sqrt()
-    assert bool(((freq - lk.weights).abs() <= 4.5 * se + 1e-3).all())
-    assert res.n_solver_calls == 0  # the training data come from the cache
-
-
-def test_dps_samplers_commit_and_land_near_training_models(exp, obs):
-    N = 12
-    T = exp.schedule.n_steps
-    eta = 0.05
-    r = exp.sample("dps_normalized", N, obs, n=4, eta=eta, seed=2)
-    assert r.u.shape == (4, 16) and torch.isfinite(r.u).all()
-    assert torch.allclose(r.z, exp.training_set(N).to_z(r.u))
-    # the memorized denoiser's last output is a training model, and the final guidance step has length eta
-    assert torch.allclose(r.nearest_dist, torch.full((4,), eta, dtype=torch.float64), atol=1e-6)
-    assert bool(((r.commit >= 0) & (r.commit <= T - 1)).all())
-    assert bool((r.misfit_per_datum > 0).all())
-    c = exp.sample("dps", N, obs, n=4, zeta=0.5, seed=2)
-    assert torch.isfinite(c.u).all() and c.commit.shape == (4,)
-    # committed DPS: the denoiser's Jacobian vanishes, so guidance cannot move the sample off its model
-    assert float(c.nearest_dist.max()) < 1e-3
-
-
+# ----------------------------------------------------------------------------- sampler tools
 def test_recording_denoiser_trajectory():
     x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sch = Schedule.linear(30)
@@ -266,79 +213,12 @@ def test_recording_denoiser_trajectory():
         fwi.RecordingDenoiser(den).trajectory()
 
 
-# ----------------------------------------------------------------------------- linearized mixture
-def test_linearized_mixture_limits(exp):
-    N = 12
-    t = exp.truth("lens")
-    o = exp.observe(t, noise=3.0, seed=5)
-    lk = exp.lookup(N, o)
-    mix, idx = exp.linearized(N, o, sigma=1e-4, top=N)
-    # sigma -> 0: the component weights tend to the lookup weights
-    w_lookup = lk.weights[idx] / lk.weights[idx].sum()
-    assert torch.allclose(mix.weights, w_lookup, atol=1e-3)
-    assert torch.allclose(mix.means, exp.training_set(N).u[idx], atol=1e-3)
-    # the covariance is sigma^2 I to first order
-    assert torch.allclose(mix.covs[0].diagonal(), torch.full((16,), 1e-8, dtype=torch.float64), rtol=1e-2)
-    # at finite sigma, the log-determinant changes the weights
-    m1, _ = exp.linearized(N, o, sigma=0.5, top=N)
-    m0, _ = exp.linearized(N, o, sigma=0.5, top=N, logdet=False)
-    assert not torch.allclose(m1.weights, m0.weights, atol=1e-6)
-    assert math.isclose(float(m1.weights.sum()), 1.0, rel_tol=1e-12)
-    with pytest.raises(ValueError, match="top"):
-        exp.linearized(N, o, sigma=0.1, top=0)
-    with pytest.raises(ValueError, match="sigma"):
-        exp.linearized(N, o, sigma=0.0)
-
-
-# ----------------------------------------------------------------------------- memorization
-def test_memorization_against_null(exp):
-    N = 30
-    ts = exp.training_set(N)
-    fresh = exp.fresh_models(40)
-    mem = exp.memorization(ts.z[:5], N, fresh)  # training points themselves: fully memorized
-    assert mem["frac_r"] == 1.0 and mem["frac_q"] == 1.0
-    assert float(mem["r"].max()) < 1e-6  # cdist round-off only
-    assert mem["null_r"].shape == (40,) and mem["null_q"].shape == (40,)
-    assert bool(((mem["null_r"] > 0) & (mem["null_r"] <= 1)).all())
-    assert mem["null_frac_q"] < 0.5
-    # the null computed by hand
-    ref = metrics.nn_ratio(fresh, ts.z)
-    assert torch.allclose(mem["null_r"], ref)
-    with pytest.raises(ValueError, match="space"):
-        exp.memorization(ts.z[:5], N, fresh, space="pixels")
-
-
 def test_schedule_keeps_paper_terminal_level():
     paper = Schedule.linear(200)
     for T in (50, 100, 200):
         s = fwi.schedule_for(T)
         assert s.n_steps == T
         assert abs(float(s.alpha_bar[-1]) / float(paper.alpha_bar[-1]) - 1) < 0.05
-
-
-def test_pipeline_small(exp):
-    out = fwi.run_pipeline(exp, sizes=(12,), methods=("exact", "dps_normalized"), n=2, n_fresh=10, top=3)
-    r = out["results"][12]
-    assert set(r["samples"]) == {"exact", "dps_normalized"}
-    assert r["linearized"].weights.shape == (3,)
-    assert "total" in out["seconds"]
-    assert 0.0 <= r["memorization"]["exact"]["null_frac_r"] <= 1.0
-
-
-def test_pool_data_incremental_and_uncached_forward(exp):
-    d12 = exp.pool_data_upto(12)
-    assert d12.shape == (12, 3, 8) and d12.dtype == torch.complex128
-    d30 = exp.pool_data_upto(30)
-    assert torch.equal(d30[:12], d12)
-    with pytest.raises(ValueError, match="N"):
-        exp.pool_data_upto(31)
-    fwd = exp.forward(12, cached=False)
-    u = exp.training_set(12).u[:2]
-    assert torch.allclose(fwd(u), fwi.to_real(d12[:2]), rtol=1e-10, atol=1e-14)
-    v = exp.velocities(12, u)
-    assert torch.allclose(v, V.m_to_v(exp.training_set(12).m[:2]))
-    with pytest.raises(ValueError, match="cached"):
-        exp.sample("exact", 12, exp.observe(exp.truth("lens")), cached=False)
 
 
 def test_commitment_curves_consistent_with_steps(exp, obs):

@@ -112,13 +112,16 @@ def test_bad_input():
 
 
 def test_memorization_report():
-    from memprior.metrics import memorization_report
+    from memprior.metrics import MemorizationReport, memorization_report
+    from memprior.plots.diffusion import memorization_report_figure
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(40, 6, generator=g, dtype=torch.float64)
     copies = x[:12] + 1e-3 * torch.randn(12, 6, generator=g, dtype=torch.float64)
     fresh = torch.randn(300, 6, generator=g, dtype=torch.float64)
-    rows, fig = memorization_report(copies, x, fresh=fresh, n_pairs=4)
+    rep = memorization_report(copies, x, fresh=fresh, n_pairs=4)
+    assert isinstance(rep, MemorizationReport)
+    rows = rep.rows
     assert [r["set"] for r in rows] == ["generated", "fresh (null)"]
     gen, nul = rows
     assert gen["r < 0.7"] == 1.0 and gen["d1/d2 < 1/3"] == 1.0 and gen["median d1"] < 5e-3
@@ -126,14 +129,21 @@ def test_memorization_report():
     p, se = memorized_fraction(d1_d2(fresh, x), D1D2_THRESHOLD)
     assert nul["d1/d2 < 1/3"] == pytest.approx(p) and nul["d1/d2 < 1/3 s.e."] == pytest.approx(se)
     assert nul["median r"] == pytest.approx(float(nn_ratio(fresh, x).median()))
-    # gallery: each sample drawn beside its nearest training point
+    np.testing.assert_allclose(rep.scores["fresh (null)"][1], d1_d2(fresh, x).numpy())
+    # the gallery: the 2 most and the 2 least memorized samples, each with its nearest training point
+    r = nn_ratio(copies, x).numpy()
+    np.testing.assert_allclose(np.sort(rep.pair_ratios), np.sort(np.concatenate([np.sort(r)[:2], np.sort(r)[-2:]])))
+    fig = memorization_report_figure(rep)
     pairs = [tr for tr in fig.data if tr.type == "scatter"]
     assert len(pairs) == 8
     for a, b in zip(pairs[0::2], pairs[1::2]):
         d, i = nearest(torch.as_tensor(np.asarray(a.y, dtype=np.float64))[None], x)
         np.testing.assert_allclose(np.asarray(b.y), x[int(i)].numpy(), rtol=1e-6)
     # images instead of profiles, and no null
-    rows, fig = memorization_report(copies, x, n_pairs=2, image_shape=(2, 3))
-    assert len(rows) == 1 and sum(tr.type == "heatmap" for tr in fig.data) == 2
+    rep = memorization_report(copies, x, n_pairs=2)
+    fig = memorization_report_figure(rep, image_shape=(2, 3))
+    assert len(rep.rows) == 1 and sum(tr.type == "heatmap" for tr in fig.data) == 2
+    with pytest.raises(ValueError, match="image_shape"):
+        memorization_report_figure(rep, image_shape=(4, 4))
     with pytest.raises(ValueError, match="fresh"):
         memorization_report(copies, x, fresh=torch.zeros(3, 5))

@@ -1,4 +1,7 @@
-"""Tests for memprior.posterior: identities, independent references, limits, bad input, extremes."""
+"""Tests for memprior.posterior: identities, independent references, limits, bad input, extremes.
+
+The chapter-3 sweeps and statistics (mode counts, exp(H) curves, linearization errors, the plateau
+estimate) are tested in tests/test_experiments_stylized.py."""
 import math
 
 import numpy as np
@@ -402,31 +405,6 @@ def test_extremes_2d_pentagon():
         assert torch.isfinite(P.grid_posterior(pentagon_forward, x2, y2, sigma, gamma, g2)).all()
 
 
-def test_count_modes():
-    g = torch.linspace(-5, 5, 1001, dtype=D64)
-    one = torch.exp(-g ** 2)
-    two = torch.exp(-(g - 2) ** 2 / 0.5) + 0.5 * torch.exp(-(g + 2) ** 2 / 0.5)
-    assert P.count_modes(one) == 1
-    assert P.count_modes(two) == 2
-    # a tiny far bump is ignored at the default height, counted with rel_height = 0
-    tiny = one + 1e-6 * torch.exp(-(g - 4) ** 2 / 0.01)
-    assert P.count_modes(tiny) == 1 and P.count_modes(tiny, rel_height=0.0) == 2
-    with pytest.raises(ValueError, match="rel_height"):
-        P.count_modes(one, rel_height=1.5)
-    with pytest.raises(ValueError, match="density"):
-        P.count_modes(-one)
-
-
-def test_components_are_not_modes():
-    """exp(H) near N with a single mode at large sigma; many modes at small sigma."""
-    pr = P.stylized_sweep(20, n_grid=1201)
-    c = P.effective_components_curve(pr, [0.005, 3.0])
-    assert c["modes"][1] == 1 and c["exact"][1] > 15
-    assert c["modes"][0] > 1
-    # the small-sigma plateau is the lookup posterior's exp(H), not 1
-    assert abs(c["exact"][0] - c["lookup"]) < 0.02 * c["lookup"] and c["lookup"] > 3
-
-
 def test_stylized_problems_match_paper_settings():
     p1 = P.stylized_1d()
     assert p1.x_train[:, 0].tolist() == [-1.5, -0.4, 0.4, 1.2, 2.5] and p1.gamma == 0.3
@@ -435,32 +413,3 @@ def test_stylized_problems_match_paper_settings():
     torch.testing.assert_close(p2.x_train.norm(dim=1), torch.full((5,), 2.0, dtype=D64))
     torch.testing.assert_close(p2.y, pentagon_forward(0.7 * p2.x_train[:1])[0])
     assert p2.grid[0].shape == (200,) and abs(float(p2.grid[0][0]) - (float(p2.x_train[:, 0].min()) - 0.8)) < 1e-12
-    ps = P.stylized_sweep(10)
-    torch.testing.assert_close(ps.x_train[:, 0], torch.linspace(-3, 3, 10, dtype=D64))
-    with pytest.raises(ValueError, match="n_train"):
-        P.stylized_sweep(1)
-
-
-def test_linearization_errors_curve():
-    e = P.linearization_errors(P.stylized_1d(n_grid=2001), [0.5, 0.1, 0.03])
-    assert (np.diff(e["tv"]) < 0).all() and (np.diff(e["weight_l1"]) < 0).all()
-    # the log-determinant helps where the Jacobians differ (moderate sigma)
-    assert e["tv"][0] < e["tv_no_logdet"][0] and e["weight_l1"][0] < e["weight_l1_no_logdet"][0]
-    with pytest.raises(ValueError, match="sigmas"):
-        P.linearization_errors(P.stylized_1d(), [])
-
-
-def test_plateau_estimate():
-    g = torch.linspace(-5, 5, 20001, dtype=D64)
-    # linear F: sqrt(2 pi e) gamma / (|a| delta)
-    est = P.plateau_estimate(linear([[2.0]], [0.0]), torch.zeros(1, dtype=D64), 0.3, 0.05, g)
-    assert abs(est - math.sqrt(2 * math.pi * math.e) * 0.3 / (2.0 * 0.05)) < 1e-6 * est
-    # it predicts exp(H) of the lookup weights of a dense training set (independent: direct entropy)
-    for gamma in (0.15, 0.3, 0.6):
-        pr = P.stylized_sweep(400, gamma=gamma)
-        delta = 6 / 399
-        look = P.effective_components(P.lookup_weights(*pr.args(), gamma))
-        est = P.plateau_estimate(cubic, pr.y, gamma, delta, g)
-        assert abs(look - est) < 0.01 * look, (gamma, look, est)
-    with pytest.raises(ValueError, match="spacing"):
-        P.plateau_estimate(cubic, Y1, 0.3, 0.0, g)

@@ -287,3 +287,39 @@ def test_datum_app_rejects_bad_live_flag():
     from memprior.widgets.practice import datum_app
     with pytest.raises(TypeError, match="live"):
         datum_app(_app_priors(), torch.tensor([1.0, 1.0]), 0.3, _ref_sampler, live="no")
+
+
+def test_datum_posteriors_is_the_app_numerics():
+    from memprior.widgets.practice import datum_panels
+    assert datum_panels is P.datum_posteriors
+    a = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    p1, d1 = P.datum_posteriors(_app_priors(), a, 0.5, 0.3, _ref_sampler, n=100, seed=3)
+    p2, d2 = P.datum_posteriors(_app_priors(), a, 0.5, 0.3, _ref_sampler, n=100, seed=3)
+    assert d1 == d2 and all(torch.equal(u[2], v[2]) for u, v in zip(p1, p2))
+    with pytest.raises(ValueError, match="n"):
+        P.datum_posteriors(_app_priors(), a, 0.5, 0.3, _ref_sampler, n=0)
+
+
+def test_chapter_figures_from_experiment_results():
+    from types import SimpleNamespace
+
+    from memprior.metrics import memorization_report
+    from memprior.plots import figure_bytes
+    from memprior.plots import practice as pp
+    x, _, _, _ = _problem()
+    z = torch.randn(300, 2, generator=gen(23), dtype=torch.float64)
+    fig = pp.report_figure(memorization_report(z, x, fresh=z.flip(0)))
+    assert list(fig.layout.xaxis3.ticktext) == ["x₁", "x₂"]
+    s = np.arange(3)
+    snap = SimpleNamespace(steps=s + 1, flagged=s / 10, on_training=s / 20, energy=s / 5.0,
+                           prior_samples=np.zeros((3, 50, 2)), posterior_samples=np.ones((3, 20, 2)))
+    tw = pp.snapshots_figure(snap, x, [1.0, 1.0], 1.5, null=0.15)
+    assert len(tw.frames) == 3 and tw.layout.sliders[0].active == 2
+    assert "null 0.15" in tw.frames[2].layout.title.text
+    sweep = SimpleNamespace(names=("p", "q"), short=("p", "q"), y_values=np.array([0.0, 1.5]), x_train=(x, x),
+                            prior_samples=np.zeros((2, 600, 2)), posterior_samples=np.ones((2, 2, 30, 2)),
+                            distance=np.array([[0.5, 0.1], [0.7, 0.2]]))
+    dt = pp.datum_sweep_figure(sweep, [1.0, 1.0])
+    assert len(dt.frames) == 2 and dt.layout.sliders[0].active == 1
+    assert "p 0.70, q 0.20" in dt.frames[1].layout.title.text
+    assert figure_bytes(dt) < 1_500_000

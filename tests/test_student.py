@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from memprior import student
+from memprior import edition, student
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "SECRET_SOLUTION_CODE"
@@ -71,9 +71,11 @@ def test_strip_removes_all_solutions_and_keeps_exercises(book_dir, tmp_path):
             assert cell.outputs == [] and cell.execution_count is None
     assert "widgets" not in nb.metadata
     text = "\n".join(c.source for c in nb.cells)
-    for label in ("t-ex-one", "t-ex-two", "t-ex-three"):
-        assert f":label: {label}" in text, "the exercise statement must stay"
-        assert student.NOTE.format(label=label) in text, "each removed solution leaves a note"
+    for n, task in (("1.1", "Compute x + 1."), ("1.2", "Square x."), ("1.3", "Name the result.")):
+        assert f"**Exercise {n}.** {task}" in text, "the exercise statement stays, as plain Markdown"
+        answers = [c for c in nb.cells if c.source.startswith(f"# Your answer (Exercise {n})")]
+        assert len(answers) == 1 and answers[0].cell_type == "code", "each exercise gets one answer cell"
+    assert edition.raw_markup(nb) == [], "the student set carries no MyST markup"
     assert "Text after the solution stays." in text and "## Summary" in text
     # The non-solution code survives unchanged.
     assert any(c.source.startswith("y = x * 10") for c in nb.cells if c.cell_type == "code")
@@ -140,7 +142,7 @@ def test_bad_paths(book_dir, tmp_path):
 def test_unbalanced_markers_raise_and_write_nothing(tmp_path, cells, message):
     src = tmp_path / "book"
     src.mkdir()
-    nbformat.write(new_notebook(cells=[new_markdown_cell(c) for c in cells]), src / "bad.ipynb")
+    nbformat.write(new_notebook(cells=[new_markdown_cell(c) for c in cells]), src / "01_bad.ipynb")
     with pytest.raises(ValueError, match=message):
         student.write_student_set(tmp_path / "out", src)
     assert not (tmp_path / "out").exists()
@@ -268,9 +270,11 @@ def test_a_chapter_that_needs_its_solutions_is_refused(tmp_path):
     ]
     nb = new_notebook(cells=cells)
     out, _ = student.strip_solutions(nb)
-    assert student.solution_dependencies(nb, out) == [(2, "answer"), (2, "helper")]
-    nbformat.write(nb, src / "needs.ipynb")
-    with pytest.raises(ValueError, match="'answer' \\(cell 2\\)"):
+    # cell 1 of the copy is the answer cell left for the exercise
+    assert out.cells[1].source.startswith("# Your answer (t-ex)")
+    assert student.solution_dependencies(nb, out) == [(3, "answer"), (3, "helper")]
+    nbformat.write(nb, src / "01_needs.ipynb")
+    with pytest.raises(ValueError, match="'answer' \\(cell 3\\)"):
         student.write_student_set(tmp_path / "out", src)
     assert not (tmp_path / "out").exists()
     # Defining the name outside the solution, before its use, fixes it.
@@ -299,7 +303,14 @@ def test_marker_inside_a_tagged_markdown_cell_is_still_seen():
     ])
     out, labels = student.strip_solutions(nb)
     assert labels == ["t-a"]
-    assert [c.source for c in out.cells] == [student.NOTE.format(label="t-a"), "kept = 2"]
+    assert [c.source for c in out.cells] == [student.ANSWER.format(label="t-a"), "kept = 2"]
+
+
+def test_answer_cells_ask_for_an_explanation_only_where_the_exercise_reasons():
+    (code,) = student.answer_cells("t-a", "Compute x + 1.")
+    assert code.cell_type == "code" and code.source.startswith("# Your answer (t-a)")
+    code, md = student.answer_cells("t-b", "Why does the bandwidth shrink? Explain.")
+    assert md.cell_type == "markdown" and "Your explanation (t-b)" in md.source
 
 
 def test_a_real_student_chapter_executes(tmp_path):

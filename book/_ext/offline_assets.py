@@ -94,10 +94,26 @@ def _figure_alt_to_aria_label() -> None:
     nb_sphinx.create_figure_context = create_figure_context
 
 
+def _colab_opens_the_edition(app, pagename, templatename, context, doctree):
+    """Point a chapter's Colab launch button at its notebook edition (``edition/NN_*.ipynb``).
+
+    Colab renders no MyST, so it opens the plain-Markdown edition that ``python -m memprior.edition``
+    writes from the same chapter (values filled in, directives as plain Markdown); Binder and JupyterLab
+    open the MyST source, which jupyterlab-myst renders.
+    """
+    for group in context.get("header_buttons", []) or []:
+        for button in group.get("buttons", []) or []:
+            url = button.get("url", "")
+            if "colab.research.google.com" in url and "/book/" in url:
+                button["url"] = url.replace("/book/", "/edition/", 1)
+
+
 def setup(app):
     _figure_alt_to_aria_label()
     # Kernels started by the build inherit this: library progress bars stay silent in the pages.
     os.environ["MEMPRIOR_QUIET"] = "1"
     app.connect("builder-inited", _on_builder_inited)
     app.connect("build-finished", _on_build_finished)
+    # after sphinx-book-theme adds the launch buttons (priority 501)
+    app.connect("html-page-context", _colab_opens_the_edition, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

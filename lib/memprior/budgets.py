@@ -1,6 +1,6 @@
 """Measure the book against its budgets: notebook time and memory, page weight.
 
-The budgets are those of DESIGN.md section 6:
+The budgets are those of CONTRIBUTING.md (section "Budgets"):
 
 ==============================  ==========
 what                            budget
@@ -54,14 +54,13 @@ __all__ = [
     "verdict", "markdown_table", "main",
 ]
 
-#: DESIGN.md section 6 budgets (decimal units: 1 GB = 1e9 bytes, 1 MB = 1e6 bytes).
+#: The budgets of CONTRIBUTING.md (decimal units: 1 GB = 1e9 bytes, 1 MB = 1e6 bytes).
 WALL_BUDGET_S = 90.0
 RSS_BUDGET_BYTES = 1.5e9
 PAGE_BUDGET_BYTES = 6e6
 #: A measurement above this multiple of its budget is a runaway and fails the run.
 RUNAWAY_FACTOR = 3.0
 
-_REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -347,20 +346,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m memprior.budgets",
         description="Time and weigh the book: each notebook's wall time and peak RSS in a fresh kernel, and each "
-                    "built page's weight. Exit 1 on a runaway (> 3x the DESIGN.md budget), 2 if a notebook fails.")
+                    "built page's weight. Exit 1 on a runaway (> 3x the budget in CONTRIBUTING.md), 2 if a notebook fails.")
     parser.add_argument("notebooks", nargs="*",
-                        help="notebooks to run (default: every book/*.ipynb of the repository)")
+                        help="notebooks to run (default: every book/*.ipynb of the current folder)")
     parser.add_argument("--html", default=None,
-                        help="built HTML root to weigh (default: _build/html of the repository, if it exists)")
+                        help="built HTML root to weigh (default: ./_build/html, if it exists)")
     parser.add_argument("--json", default=None, help="write the results here (default: benchmarks/_out/budgets.json)")
     parser.add_argument("--no-run", action="store_true", help="weigh pages only; do not execute notebooks")
     parser.add_argument("--no-pages", action="store_true", help="run notebooks only; do not weigh pages")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per cell and per notebook")
     args = parser.parse_args(argv)
+    root = Path.cwd()  # run from the repository root; nothing is computed from where the package lives
+    out = Path(args.json) if args.json else root / "benchmarks" / "_out" / "budgets.json"
+    if out.exists() and out.is_dir() or any(p.exists() and not p.is_dir() for p in out.parents):
+        parser.error(f"--json: {str(out)!r} cannot be written (a folder is in the way, or a parent is a file)")
 
     runs: list[NotebookRun] = []
     if not args.no_run:
-        nbs = [Path(p) for p in args.notebooks] or sorted((_REPO / "book").glob("*.ipynb"))
+        nbs = [Path(p) for p in args.notebooks] or sorted((root / "book").glob("*.ipynb"))
         for nb in nbs:
             if nb.suffix != ".ipynb" or not nb.is_file():
                 parser.error(f"notebooks: {str(nb)!r} is not an existing .ipynb file")
@@ -369,7 +372,7 @@ def main(argv=None) -> int:
             runs.append(run_notebook(nb, timeout=args.timeout))
     pages: list[PageWeight] = []
     if not args.no_pages:
-        html = Path(args.html) if args.html else _REPO / "_build" / "html"
+        html = Path(args.html) if args.html else root / "_build" / "html"
         if html.is_dir():
             pages = [page_weight(p, html) for p in find_pages(html)]
         elif args.html:
@@ -378,7 +381,6 @@ def main(argv=None) -> int:
             print(f"no built book at {html}; pages not weighed", file=sys.stderr)
 
     print(markdown_table(runs, pages))
-    out = Path(args.json) if args.json else _REPO / "benchmarks" / "_out" / "budgets.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     runaways = _runaways(runs, pages)
     failed = [r.notebook for r in runs if not r.ok]

@@ -50,6 +50,8 @@ from ._checks import as_tensor, as_train, check_int, check_nonneg, check_positiv
 
 __all__ = [
     "Schedule",
+    "check_schedule",
+    "timesteps",
     "MemorizedDenoiser",
     "MLPDenoiser",
     "train_denoiser",
@@ -207,7 +209,8 @@ class Schedule:
                 f"alpha_bar[T-1]={self.terminal_alpha_bar():.4g}")
 
 
-def _check_schedule(schedule) -> "Schedule":
+def check_schedule(schedule) -> "Schedule":
+    """Return ``schedule``; raise TypeError unless it is a :class:`Schedule`."""
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule: expected a memprior.diffusion.Schedule, got {type(schedule).__name__}")
     return schedule
@@ -234,7 +237,7 @@ class MemorizedDenoiser:
     """
 
     def __init__(self, x_train, schedule: Schedule):
-        self.schedule = _check_schedule(schedule)
+        self.schedule = check_schedule(schedule)
         self.x_train = as_train(x_train).to(torch.float64)
         self.n, self.dim = self.x_train.shape
         self.dtype = torch.float64
@@ -313,7 +316,7 @@ def terminal_sample(x_train, schedule: Schedule, n: int, generator: torch.Genera
     ``m`` uniform over the training set.  Returns ``Tensor[n, d]``.
     """
     x = as_train(x_train)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     dtype = dtype or x.dtype
     idx = torch.randint(x.shape[0], (n,), generator=generator)
@@ -347,7 +350,8 @@ def _init(denoiser, schedule, n, generator, x_T, init) -> torch.Tensor:
     raise ValueError(f"init: must be 'marginal' or 'standard', got {init!r}")
 
 
-def _timesteps(schedule: Schedule, steps) -> list[int]:
+def timesteps(schedule: Schedule, steps) -> list[int]:
+    """The time indices a sampler visits, from the last to 0: all of them (``steps=None``) or ``steps`` of them."""
     T = schedule.n_steps
     if steps is None:
         return list(range(T - 1, -1, -1))
@@ -358,10 +362,10 @@ def _timesteps(schedule: Schedule, steps) -> list[int]:
 
 def _sample(kind, denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory):
     _check_denoiser(denoiser)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     eta = check_nonneg("eta", eta)
-    ts = _timesteps(schedule, steps)
+    ts = timesteps(schedule, steps)
     x = _init(denoiser, schedule, n, generator, x_T, init)
     traj_x, traj_x0 = [], []
     ab = schedule.alpha_bar
@@ -515,7 +519,7 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
     """
     _check_denoiser(denoiser)
     x = as_train(x_train).to(torch.float64)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     if x.shape[1] != denoiser.dim:
         raise ValueError(f"x_train: expected shape [N, {denoiser.dim}] (the denoiser's d), got {list(x.shape)}")
     n = check_int("n", n, low=1)
@@ -577,7 +581,7 @@ class MLPDenoiser(nn.Module):
                  x_train=None):
         super().__init__()
         self.dim = check_int("dim", dim, low=1)
-        self.schedule = _check_schedule(schedule)
+        self.schedule = check_schedule(schedule)
         self.hidden = check_int("hidden", hidden, low=1)
         self.depth = check_int("depth", depth, low=0)
         self.n_freq = check_int("n_freq", n_freq, low=1)
@@ -714,7 +718,7 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
         ``.snapshots`` (dict mapping each step of ``snapshot_steps`` to a frozen MLPDenoiser).
     """
     x = as_train(x_train).to(torch.float32)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     steps = check_int("steps", steps, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     lr = check_positive("lr", lr)

@@ -42,7 +42,7 @@ import torch
 
 from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive,
                       check_shape, progress)
-from .diffusion import Schedule, _check_schedule, _timesteps
+from .diffusion import Schedule, check_schedule, timesteps
 from .mixture import pairwise_sq_dists
 
 __all__ = [
@@ -178,7 +178,7 @@ class PosteriorDenoiser:
     """
 
     def __init__(self, x_train, schedule: Schedule, log_lik):
-        self.schedule = _check_schedule(schedule)
+        self.schedule = check_schedule(schedule)
         self.x_train = as_train(x_train).to(_F64)
         self.n, self.dim = self.x_train.shape
         ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
@@ -228,7 +228,7 @@ def posterior_terminal_sample(x_train, schedule: Schedule, log_lik, n: int,
     with ``k ~ softmax(log_lik)``.  Returns ``Tensor[n, d]`` (float64).
     """
     x = as_train(x_train).to(_F64)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
     check_shape("log_lik", ll, (x.shape[0],))
@@ -279,14 +279,14 @@ def exact_posterior_sample(x_train, forward: Forward, y, gamma: float, schedule:
     -------
     Tensor[n, d] (and LongTensor[n] if ``return_index``)
     """
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     if method not in ("ancestral", "ddpm", "ddim"):
         raise ValueError(f"method: must be 'ancestral', 'ddpm' or 'ddim', got {method!r}")
     ll = log_likelihoods(forward, x_train, y, gamma)
     den = PosteriorDenoiser(x_train, schedule, ll)
     xtr = den.x_train
-    ts = _timesteps(schedule, steps)
+    ts = timesteps(schedule, steps)
     if x_T is None:
         x = posterior_terminal_sample(xtr, schedule, ll, n, generator)
     else:
@@ -347,7 +347,7 @@ def noisy_likelihoods(x_train, forward: Forward, y, gamma: float, schedule: Sche
     (Tensor[B], Tensor[B])
         Exact and DPS log-likelihoods (normalized Gaussian densities in ``y``).
     """
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     t = schedule.check_t(t)
     ll = log_likelihoods(forward, x_train, y, gamma)
     xtr = as_train(x_train).to(_F64)
@@ -432,7 +432,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     Tensor[n, d] (and the info dict if requested)
     """
     dim = _check_denoiser(denoiser)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     check_forward(forward)
     gamma = check_positive("gamma", gamma)
     n = check_int("n", n, low=1)
@@ -440,7 +440,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     if rule not in ("chung", "plugin"):
         raise ValueError(f"rule: must be 'chung' or 'plugin', got {rule!r}")
     yt = as_data(y, _F64)
-    ts = _timesteps(schedule, steps)
+    ts = timesteps(schedule, steps)
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     res_hist, step_hist = [], []
     x0 = x
@@ -518,12 +518,12 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     Tensor[n, d] (and the info dict if requested)
     """
     dim = _check_denoiser(denoiser)
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     check_forward(forward)
     n = check_int("n", n, low=1)
     eta = check_positive("eta", eta)
     yt = as_data(y, _F64)
-    ts = _timesteps(schedule, steps)
+    ts = timesteps(schedule, steps)
     x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
     x0 = x
     for t, a_t, a_s in _maybe_progress(_pairs(schedule, ts), "DPS (normalized)", show_progress):
@@ -617,7 +617,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     -------
     Tensor[n, d] (and the info dict if requested)
     """
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     K = check_int("n_particles", n_particles, low=1)
     ess_threshold = check_positive("ess_threshold", ess_threshold, upper=1.0)
@@ -628,7 +628,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     yt = as_data(y, _F64)
     N, d = xtr.shape
     ab = schedule.alpha_bar.to(_F64)
-    ts = _timesteps(schedule, steps)
+    ts = timesteps(schedule, steps)
     R = n * K
 
     def prior_logits(x, t):

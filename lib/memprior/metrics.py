@@ -19,7 +19,9 @@ with a binomial standard error.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._checks import as_tensor, check_int, check_positive
@@ -33,6 +35,7 @@ __all__ = [
     "d1_d2",
     "null_baseline",
     "memorized_fraction",
+    "MemorizationReport",
     "memorization_report",
 ]
 
@@ -186,9 +189,38 @@ def memorized_fraction(scores, threshold: float = PAPER_THRESHOLD):
     return p, math.sqrt(max(p * (1 - p), 0.0) / r.numel())
 
 
-def memorization_report(samples, x_train, fresh=None, k: int | None = None, n_pairs: int = 6,
-                        image_shape: tuple | None = None):
-    """Memorization table and figure for a set of generated samples.
+@dataclass(frozen=True)
+class MemorizationReport:
+    """The numbers behind a memorization report (:func:`memorization_report`).
+
+    Attributes
+    ----------
+    rows : tuple of dict
+        One row per set (``"generated"`` and, if fresh draws were given, ``"fresh (null)"``) with keys
+        ``"set"``, ``"n"``, ``"median r"``, ``"r < 0.7"``, ``"r < 0.7 s.e."``, ``"d1/d2 < 1/3"``,
+        ``"d1/d2 < 1/3 s.e."`` and ``"median d1"`` (distances in the units of the data).
+    scores : dict
+        Set name -> ``(r, q)``: arrays ``[B]`` of :func:`nn_ratio` and :func:`d1_d2` scores.
+    pair_samples : ndarray [P, d]
+        The gallery: the most and the least memorized generated samples (by ``r``).
+    pair_neighbours : ndarray [P, d]
+        Their nearest training points.
+    pair_ratios : ndarray [P]
+        Their ``r`` scores.
+    """
+
+    rows: tuple
+    scores: dict
+    pair_samples: np.ndarray
+    pair_neighbours: np.ndarray
+    pair_ratios: np.ndarray
+
+
+def memorization_report(samples, x_train, fresh=None, k: int | None = None,
+                        n_pairs: int = 6) -> MemorizationReport:
+    """Memorization table and nearest-pair gallery for a set of generated samples.
+
+    The figure is drawn by :func:`memprior.plots.diffusion.memorization_report_figure`.
 
     Parameters
     ----------
@@ -200,26 +232,19 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None, n_pa
         Fresh draws from the data distribution: adds the null-baseline row.
     k : int, optional
         Neighbours for :func:`nn_ratio` (default ``min(50, N)``).
-    n_pairs : int
+    n_pairs : int >= 1
         Number of (sample, nearest training point) pairs in the gallery; the most and
-        least memorized samples are shown.
-    image_shape : tuple, optional
-        Shape ``(h, w)`` with ``h * w = d`` to draw pairs as images (default: line plots
-        of the coordinates).
+        least memorized samples are kept.
 
     Returns
     -------
-    (list of dict, plotly Figure)
-        One row per set (``"generated"`` and, if given, ``"fresh (null)"``) with the median
-        ratio, the fractions flagged by ``r < 0.7`` and ``d1/d2 < 1/3`` and their standard
-        errors, and the median nearest distance; and a figure with the score histograms
-        against the null and the nearest-pair gallery.
+    MemorizationReport
+        The table rows (median ratio, the fractions flagged by ``r < 0.7`` and ``d1/d2 < 1/3``
+        with their standard errors, the median nearest distance), the scores of each set, and
+        the gallery pairs.
     """
     s, x = _pair(samples, x_train)
     n_pairs = check_int("n_pairs", n_pairs, low=1)
-    if image_shape is not None:
-        if len(image_shape) != 2 or int(image_shape[0]) * int(image_shape[1]) != s.shape[1]:
-            raise ValueError(f"image_shape: need (h, w) with h * w = d = {s.shape[1]}, got {tuple(image_shape)}")
     sets = [("generated", s)]
     if fresh is not None:
         f, _ = _pair(fresh, x, name="fresh")
@@ -235,14 +260,12 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None, n_pa
                      "r < 0.7": fr, "r < 0.7 s.e.": fr_se, "d1/d2 < 1/3": fq, "d1/d2 < 1/3 s.e.": fq_se,
                      "median d1": float(d1.median())})
         scores[name] = (r, q)
-    from .plots.diffusion import memorization_report_figure
     r, _ = scores["generated"]
     _, idx = nearest(s, x)
     order = torch.argsort(r)
     m = min(n_pairs, s.shape[0])
     pick = torch.cat([order[: (m + 1) // 2], order[len(order) - m // 2:]]) if m > 1 else order[:1]
     pick = torch.unique_consecutive(pick)
-    fig = memorization_report_figure(
-        {name: (v[0].numpy(), v[1].numpy()) for name, v in scores.items()},
-        s[pick].numpy(), x[idx[pick]].numpy(), r[pick].numpy(), image_shape=image_shape)
-    return rows, fig
+    return MemorizationReport(
+        rows=tuple(rows), scores={name: (v[0].numpy(), v[1].numpy()) for name, v in scores.items()},
+        pair_samples=s[pick].numpy(), pair_neighbours=x[idx[pick]].numpy(), pair_ratios=r[pick].numpy())

@@ -13,6 +13,10 @@ Data model: ``y = F(x) + e`` with ``e ~ N(0, gamma^2 I_m)``.  The training set i
   log-determinant of the data covariance (``logdet=True``); ``logdet=False``
   reproduces the weights of the paper's reference code, which omit it.
 * :func:`effective_components` (exp of the weights' entropy) and :func:`sigma_crit`.
+* :class:`Problem`, :func:`stylized_1d`, :func:`stylized_2d`: the paper's stylized problems.
+
+Chapter 3's sweeps and derived statistics (effective-component curves, linearization errors,
+mode counts, the plateau estimate) live in :mod:`memprior.experiments.stylized`.
 
 All computations are batched and in log-space; float64 is supported throughout.
 """
@@ -42,16 +46,11 @@ __all__ = [
     "total_variation",
     "effective_components",
     "sigma_crit",
-    "count_modes",
     "Problem",
     "cubic_forward",
     "pentagon_forward",
     "stylized_1d",
     "stylized_2d",
-    "stylized_sweep",
-    "effective_components_curve",
-    "linearization_errors",
-    "plateau_estimate",
 ]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -737,38 +736,6 @@ def sigma_crit(forward: Forward, x_train, gamma: float) -> float:
     return math.sqrt(delta * gamma / slope)
 
 
-def count_modes(density, rel_height: float = 1e-3) -> int:
-    """Number of local maxima of a 1-D density on a grid (its modes).
-
-    A node counts as a mode when it is strictly larger than its left neighbour, at least as
-    large as its right neighbour (plateaus count once), and at least ``rel_height`` times
-    the global maximum (ignoring ripples in far tails).
-
-    Parameters
-    ----------
-    density : Tensor [G]
-        Non-negative values on a 1-D grid.
-    rel_height : float
-        In [0, 1).
-
-    Returns
-    -------
-    int
-    """
-    p = as_tensor("density", density).to(torch.float64)
-    if p.dim() != 1 or p.shape[0] < 3:
-        raise ValueError(f"density: expected a 1-D tensor [G] with G >= 3, got shape {list(p.shape)}")
-    if (p < 0).any():
-        raise ValueError("density: entries must be in [0, inf)")
-    if isinstance(rel_height, bool) or not isinstance(rel_height, (int, float)) or not 0 <= rel_height < 1:
-        raise ValueError(f"rel_height: must be a number in [0, 1), got {rel_height!r}")
-    pad = torch.cat([p.new_full((1,), -1.0), p, p.new_full((1,), -1.0)])
-    left = pad[1:-1] > pad[:-2]
-    right = pad[1:-1] >= pad[2:]
-    high = p >= rel_height * p.max()
-    return int((left & right & high).sum())
-
-
 # ----------------------------------------------------------------------------- the paper's stylized problems
 class Problem:
     """A small inverse problem: forward map, training set, data, noise level and a quadrature grid.
@@ -835,22 +802,6 @@ def stylized_1d(y: float = 0.0, gamma: float = 0.3, n_grid: int = 500, x_train=N
     return Problem(cubic_forward, as_train(x_train).to(torch.float64), yt, gamma, grid, name="cubic 1-D")
 
 
-def stylized_sweep(n_train: int, gamma: float = 0.3, n_grid: int = 2001) -> Problem:
-    """The effective-components sweep: N of 100 points evenly spaced on [-3, 3], y = 0, gamma = 0.3.
-
-    Parameters
-    ----------
-    n_train : int
-        N in [2, 100]: the training set is ``linspace(-3, 3, N)``.
-    gamma : float
-    n_grid : int
-        Grid nodes on [-3.5, 3.5].
-    """
-    n_train = check_int("n_train", n_train, low=2, high=100_000)
-    x = torch.linspace(-3.0, 3.0, n_train, dtype=torch.float64)[:, None]
-    return stylized_1d(0.0, gamma, n_grid, x_train=x)
-
-
 def stylized_2d(gamma: float = 0.3, n_grid: int = 200, radius: float = 2.0, scale_true: float = 0.7) -> Problem:
     """The paper's 2-D problem: five training points on a pentagon of radius 2,
     ``F(x) = [x1 + 0.3 x1 x2, x2 + 0.2 x1^2]``, true model ``0.7 x_0``, noise-free data,
@@ -868,116 +819,3 @@ def stylized_2d(gamma: float = 0.3, n_grid: int = 200, radius: float = 2.0, scal
     grid = (torch.linspace(float(lo[0]), float(hi[0]), n_grid, dtype=torch.float64),
             torch.linspace(float(lo[1]), float(hi[1]), n_grid, dtype=torch.float64))
     return Problem(pentagon_forward, x_train, y, gamma, grid, x_true=x_true, name="pentagon 2-D")
-
-
-def _sigma_list(sigmas) -> list[float]:
-    s = as_tensor("sigmas", sigmas).reshape(-1)
-    if s.numel() == 0:
-        raise ValueError("sigmas: need at least one bandwidth")
-    return [check_positive("sigmas", float(v)) for v in s]
-
-
-def effective_components_curve(problem: Problem, sigmas) -> dict:
-    """exp(H) of the exact and both linearized weights, and the exact posterior's mode count, over sigma.
-
-    Parameters
-    ----------
-    problem : Problem
-        A 1-D problem (quadrature on its grid).
-    sigmas : sequence of float
-        Bandwidths, each > 0.
-
-    Returns
-    -------
-    dict of numpy arrays, each [S]
-        ``sigma``, ``exact``, ``linearized``, ``linearized_no_logdet`` (exp(H)), ``modes`` (of the
-        exact posterior density), and ``lookup`` (a float: exp(H) of the lookup weights).
-    """
-    import numpy as np
-
-    sig = _sigma_list(sigmas)
-    F, x, y = problem.args()
-    out = {k: [] for k in ("exact", "linearized", "linearized_no_logdet", "modes")}
-    for s in sig:
-        out["exact"].append(effective_components(component_weights(F, x, y, s, problem.gamma, problem.grid)))
-        out["linearized"].append(effective_components(linearized_mixture(F, x, y, s, problem.gamma).weights))
-        out["linearized_no_logdet"].append(
-            effective_components(linearized_mixture(F, x, y, s, problem.gamma, logdet=False).weights))
-        if x.shape[1] == 1:
-            out["modes"].append(count_modes(grid_posterior(F, x, y, s, problem.gamma, problem.grid)))
-    res = {k: np.asarray(v, dtype=float) for k, v in out.items()}
-    res["sigma"] = np.asarray(sig)
-    res["lookup"] = effective_components(lookup_weights(F, x, y, problem.gamma))
-    return res
-
-
-def linearization_errors(problem: Problem, sigmas) -> dict:
-    """How far each linearized mixture is from the exact posterior, over sigma.
-
-    Parameters
-    ----------
-    problem : Problem
-        1-D or 2-D (quadrature on its grid).
-    sigmas : sequence of float
-
-    Returns
-    -------
-    dict of numpy arrays, each [S]
-        ``sigma``; ``tv`` and ``tv_no_logdet``: total-variation distance between the exact
-        posterior and the linearized mixture with / without the log-determinant;
-        ``weight_l1`` and ``weight_l1_no_logdet``: ``sum_n |w_n^lin - w_n^exact|``.
-    """
-    import numpy as np
-
-    sig = _sigma_list(sigmas)
-    F, x, y = problem.args()
-    keys = ("tv", "tv_no_logdet", "weight_l1", "weight_l1_no_logdet")
-    out = {k: [] for k in keys}
-    for s in sig:
-        exact = grid_posterior(F, x, y, s, problem.gamma, problem.grid)
-        w = component_weights(F, x, y, s, problem.gamma, problem.grid)
-        for suffix, ld in (("", True), ("_no_logdet", False)):
-            lm = linearized_mixture(F, x, y, s, problem.gamma, logdet=ld)
-            out["tv" + suffix].append(total_variation(exact, grid_density(lm, problem.grid), problem.grid))
-            out["weight_l1" + suffix].append(float((lm.weights - w).abs().sum()))
-    res = {k: np.asarray(v, dtype=float) for k, v in out.items()}
-    res["sigma"] = np.asarray(sig)
-    return res
-
-
-def plateau_estimate(forward: Forward, y, gamma: float, spacing: float, grid) -> float:
-    """Continuum estimate of exp(H) of the lookup weights for a dense, evenly spaced 1-D training set.
-
-    When training points sit every ``spacing`` along a line, the lookup weights sample the
-    likelihood ``q(x) ∝ N(y; F(x), gamma^2)`` (normalized in x), and the entropy of the
-    weights tends to ``h(q) - log(spacing)``, with ``h`` the differential entropy of ``q``.
-    So ``exp(H) ≈ exp(h(q)) / spacing``.  For ``F(x) = a x`` this is
-    ``sqrt(2 pi e) gamma / (|a| spacing)``.
-
-    Parameters
-    ----------
-    forward : callable ``[B, 1] -> [B, m]``
-    y : Tensor [m]
-    gamma : float
-        > 0.
-    spacing : float
-        Distance between neighbouring training points, > 0.
-    grid : Tensor [G]
-        Fine 1-D grid on which ``q`` is integrated (it must resolve the likelihood).
-
-    Returns
-    -------
-    float
-    """
-    gamma = check_positive("gamma", gamma)
-    spacing = check_positive("spacing", spacing)
-    check_forward(forward)
-    g = _as_axis("grid", grid, torch.float64)
-    yt = as_data(y, torch.float64)
-    Fg = apply_forward(forward, g[:, None], yt.shape[0], what="the grid")
-    vol = cell_volumes(g)
-    logq = -((yt[None] - Fg) ** 2).sum(1) / (2 * gamma ** 2)
-    logq = logq - torch.logsumexp(logq + vol.log(), dim=0)  # normalized density
-    q = logq.exp()
-    h = -float((q * logq * vol).sum())
-    return math.exp(h) / spacing

@@ -17,6 +17,9 @@ and :mod:`memprior.guidance`:
 :func:`energy_distance`
     A two-sample distance between point clouds (the energy distance of Székely and Rizzo),
     to compare a posterior with a reference posterior.
+:func:`datum_posteriors`
+    The importance posterior of several priors for one linear datum, and the energy distance of each to
+    a reference posterior (the live app of the chapter recomputes it as the datum moves).
 :func:`posterior_check`
     One row of the posterior-side report: the importance posterior of a prior compared with
     the lookup posterior (total variation of nearest-training-point frequencies) and with
@@ -29,12 +32,12 @@ All functions take and return torch tensors, validate their input, and are seede
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 
 from ._checks import as_tensor, check_int, check_positive
-from .diffusion import Schedule, _check_schedule, ddim_sample, ddpm_sample
+from .diffusion import Schedule, check_schedule, ddim_sample, ddpm_sample
 
 __all__ = [
     "level_for_sigma",
@@ -43,6 +46,7 @@ __all__ = [
     "importance_posterior",
     "energy_distance",
     "posterior_check",
+    "datum_posteriors",
 ]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -67,7 +71,7 @@ def level_for_sigma(schedule: Schedule, sigma_min: float) -> int:
         The smallest ``t`` with ``schedule.sigma(t) >= sigma_min`` (``0`` when ``sigma_min``
         is at or below the schedule's own smallest level).
     """
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     s_max = schedule.sigma(schedule.n_steps - 1)
     sigma_min = check_positive("sigma_min", sigma_min)
     if sigma_min > s_max * (1 + 1e-12):
@@ -136,7 +140,7 @@ def truncated_sample(denoiser, schedule: Schedule, n: int, sigma_min: float,
     -------
     Tensor[n, d] in the denoiser's dtype.
     """
-    schedule = _check_schedule(schedule)
+    schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     if output not in ("noisy", "denoised"):
         raise ValueError(f"output: must be 'noisy' or 'denoised', got {output!r}")
@@ -310,3 +314,50 @@ def posterior_check(prior_samples, x_train, forward: Forward, y, gamma: float, r
     return {"ess": post.ess, "tv lookup": tv.tv, "tv se": tv.se, "tv floor": tv.floor,
             "on training": on, "on training (reference)": on_ref,
             "energy": energy_distance(post.samples, ref), "samples": post.samples}
+
+
+def datum_posteriors(priors: Mapping[str, tuple], a, y: float, gamma: float, reference: Callable, n: int = 300,
+                     seed: int = 0):
+    """Posterior samples of each prior for the datum ``y = a · x + e``, and their distance to a reference.
+
+    Parameters
+    ----------
+    priors : mapping name -> (x_train Tensor[N, 2], prior_samples Tensor[M, 2])
+    a : Tensor[2]
+        Weights of the linear datum.
+    y : float
+        Observed datum.
+    gamma : float > 0
+        Noise standard deviation.
+    reference : callable ``(y, n, generator) -> Tensor[n, 2]``
+        Samples of the reference posterior for datum ``y``.
+    n : int >= 1
+        Posterior samples per prior.
+    seed : int
+        Seeds the resampling (``seed + 10 + k`` for the ``k``-th prior) and the reference draws
+        (``seed + 1``), the same for every ``y``.
+
+    Returns
+    -------
+    (list of (x_train, prior_samples, posterior_samples), list of float)
+        The panels for :func:`memprior.plots.practice.datum_traces`, and each posterior's
+        :func:`energy_distance` to the reference.
+    """
+    a = as_tensor("a", a, ndim=1).to(_F64)
+    if a.shape[0] != 2:
+        raise ValueError(f"a: expected 2 weights (d = 2), got shape {list(a.shape)}")
+    gamma = check_positive("gamma", gamma)
+    n = check_int("n", n, low=1)
+    yt = torch.tensor([float(y)], dtype=_F64)
+
+    def forward(x):
+        return x @ a[:, None]
+
+    ref = reference(float(y), n, torch.Generator().manual_seed(seed + 1))
+    panels, dist = [], []
+    for k, (x_train, prior) in enumerate(priors.values()):
+        post = importance_posterior(prior, forward, yt, gamma, n,
+                                    generator=torch.Generator().manual_seed(seed + 10 + k)).samples
+        panels.append((x_train, prior, post))
+        dist.append(energy_distance(post, ref))
+    return panels, dist

@@ -1,4 +1,8 @@
-"""Write the student notebook set: every chapter with its solutions removed.
+"""Write the student notebook set: the notebook edition of every chapter, its solutions removed.
+
+The student set is the plain-Markdown notebook edition (:mod:`memprior.edition`: values filled in, no
+MyST markup) without the solutions, and with an answer cell after each exercise: a code cell
+``# Your answer`` and, where the exercise asks for reasoning, a Markdown cell for the explanation.
 
 The chapters mark their exercise solutions in two ways (see CONTRIBUTING.md):
 
@@ -39,15 +43,19 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_TAG", "NOTE", "strip_solutions", "solution_dependencies", "write_student_set",
-           "default_source", "main"]
+__all__ = ["SOLUTION_TAG", "ANSWER", "EXPLAIN", "strip_solutions", "solution_dependencies", "write_student_set",
+           "default_source", "answer_cells", "main"]
 
 #: Cell tag that marks solution cells.
 SOLUTION_TAG = "solution"
 
-#: Markdown that replaces each removed solution (``{label}`` is the exercise label).
-NOTE = ("> **Solution ({label})**: removed from this student copy. "
-        "It is in the online book, or ask your instructor.")
+#: The code cell left where a solution was removed (``{label}`` is the exercise label).
+ANSWER = "# Your answer ({label})\n"
+#: The Markdown cell added after it where the exercise asks for reasoning.
+EXPLAIN = "**Your explanation ({label}):** *replace this line with your reasoning.*"
+# Words that make an exercise ask for reasoning (then a Markdown answer cell follows the code cell).
+_REASONING = re.compile(r"\?|\b(explain|why|show that|interpret|describe|compare|discuss|argue|prove|"
+                        r"predict|what|which|how)\b", re.I)
 
 # Opening line of a fenced directive: indentation, fence (``` or :::, three or more), directive name, rest.
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|:{3,})\{(?P<name>[A-Za-z0-9_:-]+)\}(?P<arg>.*)$")
@@ -60,6 +68,8 @@ class _State:
     where: str = ""               # where the open solution started, for error messages
     removed: int = 0              # solutions removed (for the report)
     labels: list = field(default_factory=list)
+    pending: list = field(default_factory=list)   # (label, exercise text) awaiting their answer cells
+    exercise: str = ""            # text of the last exercise seen (its solution follows it)
 
 
 def _closing(lines: list[str], start: int, fence: str) -> int:
@@ -72,8 +82,15 @@ def _closing(lines: list[str], start: int, fence: str) -> int:
     raise ValueError(f"unclosed directive fence {fence!r} opened at line {start + 1}")
 
 
-def _note(label: str) -> str:
-    return NOTE.format(label=label or "exercise")
+def answer_cells(label: str, exercise: str = "") -> list:
+    """The cells a student answers in: a code cell, and a Markdown cell if the exercise asks for reasoning."""
+    label = label or "exercise"
+    cells = [nbformat.v4.new_code_cell(ANSWER.format(label=label))]
+    if _REASONING.search(exercise or ""):
+        cells.append(nbformat.v4.new_markdown_cell(EXPLAIN.format(label=label)))
+    for c in cells:
+        c.metadata["tags"] = ["answer"]
+    return cells
 
 
 def _strip_markdown(text: str, state: _State, where: str) -> str:
@@ -86,6 +103,11 @@ def _strip_markdown(text: str, state: _State, where: str) -> str:
     while i < len(lines):
         m = _OPEN.match(lines[i])
         name = m.group("name") if m else None
+        if name == "exercise":
+            try:
+                state.exercise = "\n".join(lines[i:_closing(lines, i, m.group("fence")) + 1])
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         if name in ("solution-start", "solution-end", "solution"):
             try:
                 j = _closing(lines, i, m.group("fence"))
@@ -96,7 +118,7 @@ def _strip_markdown(text: str, state: _State, where: str) -> str:
                 if state.inside:
                     raise ValueError(f"{where}: solution-start {label!r} opened before the solution-end "
                                      f"of {state.label!r} (started at {state.where})")
-                out.append(_note(label))
+                state.pending.append((label, state.exercise))
                 state.inside, state.label, state.where = True, label, where
                 state.removed += 1
                 state.labels.append(label)
@@ -108,7 +130,7 @@ def _strip_markdown(text: str, state: _State, where: str) -> str:
                 if state.inside:
                     raise ValueError(f"{where}: a {{solution}} directive inside the gated solution "
                                      f"{state.label!r}")
-                out.append(_note(label))
+                state.pending.append((label, state.exercise))
                 state.removed += 1
                 state.labels.append(label)
             i = j + 1
@@ -149,18 +171,19 @@ def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[
         if SOLUTION_TAG in tags:
             if cell.cell_type == "markdown":
                 _strip_markdown(cell.source, state, where)  # keep track of any marker it holds; drop the cell
-            continue
-        if cell.cell_type == "markdown":
+        elif cell.cell_type == "markdown":
             cell.source = _strip_markdown(cell.source, state, where)
-            if not cell.source.strip():
-                continue
-        elif state.inside:
-            continue  # an untagged cell inside a gated solution is still part of the solution
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-            cell.metadata.pop("execution", None)
-        cells.append(cell)
+            if cell.source.strip():
+                cells.append(cell)
+        elif not state.inside:  # an untagged cell inside a gated solution is still part of the solution
+            if cell.cell_type == "code":
+                cell.outputs = []
+                cell.execution_count = None
+                cell.metadata.pop("execution", None)
+            cells.append(cell)
+        for label, exercise in state.pending:
+            cells.extend(answer_cells(label, exercise))
+        state.pending.clear()
     if state.inside:
         raise ValueError(f"{name}: solution-start {state.label!r} (at {state.where}) has no solution-end")
     out.cells = cells
@@ -234,22 +257,12 @@ def solution_dependencies(original, stripped) -> list[tuple[int, str]]:
     return found
 
 
-def default_source() -> Path:
-    """The book folder of the repository this module lives in, else ``./book``."""
-    here = Path(__file__).resolve().parents[2] / "book"
-    return here if here.is_dir() else Path.cwd() / "book"
-
-
-def _is_within(path: Path, parent: Path) -> bool:
-    try:
-        path.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Path]:
-    """Write the solution-free copies of every ``*.ipynb`` in ``source`` to ``outdir``.
+    """Write the student set: the notebook edition of every chapter in ``source``, without solutions.
+
+    Each chapter is executed once (to fill in the numbers of its prose), its solutions are removed
+    (:func:`strip_solutions`, which leaves answer cells), and its MyST is turned into plain Markdown
+    (:func:`memprior.edition.to_plain`).
 
     Parameters
     ----------
@@ -257,7 +270,7 @@ def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Pat
         Output folder; created if missing. It may not be ``source`` or lie inside it, and it may not be
         an existing file.
     source : str or Path, optional
-        Folder holding the chapter notebooks (default: :func:`default_source`).
+        Folder holding the chapter notebooks ``NN_*.ipynb`` (default: ``./book``).
     verbose : bool
         Print one line per notebook.
 
@@ -273,48 +286,19 @@ def write_student_set(outdir, source=None, *, verbose: bool = False) -> list[Pat
         output path that is a file, a notebook whose solution markers do not pair up, or a student copy
         that would read a name defined only in a removed solution (:func:`solution_dependencies`).
     """
-    src = Path(default_source() if source is None else source).expanduser().resolve()
-    if not src.is_dir():
-        raise ValueError(f"source: {str(src)!r} is not a folder; give the folder that holds the *.ipynb chapters")
-    notebooks = sorted(p for p in src.glob("*.ipynb") if not p.name.startswith("."))
-    if not notebooks:
-        raise ValueError(f"source: no *.ipynb notebooks in {str(src)!r}")
-    dst = Path(outdir).expanduser().resolve()
-    if dst == src or _is_within(dst, src):
-        raise ValueError(f"outdir: {str(dst)!r} must lie outside the source folder {str(src)!r}, "
-                         "or it would overwrite or mix with the chapters")
-    if dst.exists() and not dst.is_dir():
-        raise ValueError(f"outdir: {str(dst)!r} exists and is not a folder")
-    # Convert everything first, so that one bad notebook writes nothing.
-    converted = []
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        student, labels = strip_solutions(nb, name=path.name)
-        nbformat.validate(student)
-        deps = solution_dependencies(nb, student)
-        if deps:
-            listing = ", ".join(f"{name!r} (cell {k})" for k, name in deps)
-            raise ValueError(f"{path.name}: the student copy would fail: it reads {listing}, defined only in "
-                             "a solution cell; define it outside the solution")
-        converted.append((path.name, student, labels))
-    dst.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fname, student, labels in converted:
-        target = dst / fname
-        nbformat.write(student, target)
-        written.append(target)
-        if verbose:
-            print(f"{fname}: {len(labels)} solution(s) removed")
-    return written
+    from .edition import write_edition
+
+    return write_edition(outdir, source, student=True, verbose=verbose)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m memprior.student",
-        description="Write the student notebook set: the book's notebooks without solutions or outputs.")
+        description="Write the student notebook set: the notebook edition of the chapters (plain Markdown, "
+                    "numbers filled in) without solutions, with an answer cell after each exercise.")
     parser.add_argument("outdir", help="output folder (created if missing), e.g. student/")
     parser.add_argument("--source", default=None,
-                        help="folder with the chapter notebooks (default: the repository's book/)")
+                        help="folder with the chapter notebooks (default: ./book)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
     try:

@@ -206,17 +206,23 @@ def null_vs_dim_figure(dims: Sequence[int], frac_r: np.ndarray, frac_q: np.ndarr
     return fig
 
 
-def memorization_report_figure(scores: Mapping[str, tuple], samples: np.ndarray, neighbours: np.ndarray,
-                               ratios: np.ndarray, image_shape: tuple | None = None) -> go.Figure:
+def memorization_report_figure(report, image_shape: tuple | None = None) -> go.Figure:
     """Histograms of both scores (generated vs null) and a gallery of nearest pairs.
 
     Parameters
     ----------
-    scores : mapping name -> (nn_ratio array, d1_d2 array)
-    samples, neighbours : arrays ``[P, d]``: generated samples and their nearest training points
-    ratios : array ``[P]``: the samples' nn_ratio
-    image_shape : (h, w), optional: draw pairs as images instead of coordinate profiles
+    report : memprior.metrics.MemorizationReport
+        The scores of each set and the gallery pairs (samples ``[P, d]``, their nearest training
+        points ``[P, d]`` and their ratios ``[P]``).
+    image_shape : (h, w), optional
+        Draw the pairs as images, with ``h * w = d``, instead of coordinate profiles.
     """
+    scores, samples = report.scores, report.pair_samples
+    neighbours, ratios = report.pair_neighbours, report.pair_ratios
+    if image_shape is not None:
+        if len(image_shape) != 2 or int(image_shape[0]) * int(image_shape[1]) != samples.shape[1]:
+            raise ValueError(f"image_shape: need (h, w) with h * w = d = {samples.shape[1]}, "
+                             f"got {tuple(image_shape)}")
     p = samples.shape[0]
     fig = make_subplots(rows=2, cols=max(p, 2), specs=[[{"colspan": max(p, 2) // 2}] + [None] * (max(p, 2) // 2 - 1)
                                                     + [{"colspan": max(p, 2) - max(p, 2) // 2}]

@@ -1,6 +1,6 @@
 """Figures for chapter 7, "DPS for full-waveform inversion".
 
-The numbers come from :mod:`memprior.fwi`; this module only arranges them:
+The numbers come from :mod:`memprior.experiments.fwi`; this module only arranges them:
 velocity-model galleries (samples beside their nearest training models), the
 sorted data misfits of the lookup, sample misfits against the noise level,
 commitment curves, the linearized-mixture sweep, memorization fractions against
@@ -17,8 +17,11 @@ from plotly.subplots import make_subplots
 from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure, to_numpy
 
 __all__ = [
-    "STYLE", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
+    "STYLE", "layout_template", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
     "fig_mlp", "twin_sizes", "lookup_traces", "ratio_traces", "html_table",
+    # the figures of chapter 7, from the results of memprior.experiments.fwi
+    "fig_setting", "fig_pairs", "fig_sample_misfits", "fig_commitment_paths", "fig_means", "fig_stds",
+    "fig_linearized_sweep", "fig_memorization_sweep", "twin_memorization", "fig_mlp_comparison",
 ]
 
 #: Colour of each sampler / set, shared by the chapter's figures and its live app.
@@ -32,7 +35,11 @@ STYLE = {
 }
 
 
-def _template():
+def layout_template():
+    """The book's plotly template once :func:`memprior.plots.init` has registered it, else ``None``.
+
+    For figures made with ``make_subplots`` (here and in the chapter's live app).
+    """
     import plotly.io as pio
     return pio.templates["memprior"] if "memprior" in pio.templates else None
 
@@ -79,7 +86,7 @@ def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, v
     fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
                                      colorbar=dict(title=colorbar_title)),
                       height=height or 70 + 190 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
-                      template=_template())
+                      template=layout_template())
     fig.update_annotations(font_size=11)
     return fig
 
@@ -167,7 +174,7 @@ def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]]
     fig.update_xaxes(type="log", title_text="σ (z-scored units)")
     fig.update_yaxes(type="log", title_text="z-scored units", row=1, col=2)
     fig.update_yaxes(title_text="exp(H)", row=1, col=1)
-    fig.update_layout(height=height + 60, title=title, template=_template(),
+    fig.update_layout(height=height + 60, title=title, template=layout_template(),
                       legend=dict(orientation="h", y=-0.3, x=0))
     return fig
 
@@ -246,7 +253,7 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
     base.update_xaxes(title_text="r = d1 / mean(d2..dk)", range=[0, 1], row=1, col=2)
     base.update_yaxes(title_text="fraction", row=1, col=2)
     base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
-    base.update_layout(height=height, barmode="overlay", template=_template(),
+    base.update_layout(height=height, barmode="overlay", template=layout_template(),
                        legend=dict(orientation="h", y=-0.3, x=0), margin=dict(t=110, b=60, l=70, r=20),
                        title=dict(y=0.98, x=0.01, xanchor="left", font=dict(size=13)))
     fr, labels, titles = [], [], []
@@ -283,3 +290,96 @@ def html_table(rows: Sequence[Mapping[str, object]], precision: int = 3):
     head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)
     body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(k, ''))}</td>" for k in keys) + "</tr>" for r in rows)
     return HTML(f'<table class="memprior-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
+# ----------------------------------------------------------------------------- chapter 7, from its results
+_SHORT = {"DPS": "DPS", "DPS (normalized)": "normalized", "exact": "exact"}
+
+
+def fig_setting(res) -> go.Figure:
+    """Training models and the two truths beside their KL projections.
+
+    ``res``: :class:`memprior.experiments.fwi.Setting`.
+    """
+    return fig_models(list(zip(res.titles, res.velocities)), res.dx, cols=4)
+
+
+def fig_pairs(res, k: int = 4) -> go.Figure:
+    """The first ``k`` normalized-DPS samples (top) above their nearest training models, with lookup ranks.
+
+    ``res``: :class:`memprior.experiments.fwi.SamplerComparison`.
+    """
+    r = res.normalized
+    k = max(1, min(int(k), r.v.shape[0]))
+    panels = [(f"sample {j}", r.v[j]) for j in range(k)]
+    panels += [(f"nearest: rank {int(r.rank[j])}", r.nearest_v[j]) for j in range(k)]
+    return fig_models(panels, res.dx, cols=k)
+
+
+def fig_sample_misfits(res) -> go.Figure:
+    """Misfit per datum of every sample of each sampler, against the lookup's best and the truth.
+
+    ``res``: :class:`memprior.experiments.fwi.SamplerComparison`.
+    """
+    return fig_misfits({r.label: r.misfit_per_datum for r in res.runs}, res.best_misfit, res.truth_misfit)
+
+
+def fig_commitment_paths(res) -> go.Figure:
+    """Commitment curves of the DPS variants (:func:`fig_commitment`).
+
+    ``res``: :class:`memprior.experiments.fwi.SamplerComparison`.
+    """
+    curves = {r.label: (r.levels, r.commit_weights) for r in (res.dps, res.normalized)}
+    return fig_commitment(curves, res.n_steps)
+
+
+def fig_means(res) -> go.Figure:
+    """The truth, the lookup's best model and each sampler's sample mean (km/s).
+
+    ``res``: :class:`memprior.experiments.fwi.SamplerComparison`.
+    """
+    panels = [("truth", res.truth_v), ("lookup's best", res.best_v)]
+    panels += [(f"{_SHORT.get(r.label, r.label)}: mean", r.v_mean) for r in res.runs]
+    return fig_models(panels, res.dx, cols=5, height=260)
+
+
+def fig_stds(res) -> go.Figure:
+    """Each sampler's pointwise sample standard deviation (km/s).
+
+    ``res``: :class:`memprior.experiments.fwi.SamplerComparison`.
+    """
+    panels = [(f"{_SHORT.get(r.label, r.label)}: std", r.v_std) for r in res.runs]
+    return fig_models(panels, res.dx, cols=3, height=300, vmin=0.0, colorbar_title="std (km/s)")
+
+
+def fig_linearized_sweep(res) -> go.Figure:
+    """:func:`fig_linearized` of a :class:`memprior.experiments.fwi.LinearizedSweep`."""
+    exp_h = {"with log-det": res.exp_H, "without log-det (paper's code)": res.exp_H_no_logdet}
+    return fig_linearized(res.sigmas, exp_h, res.shift, res.spread)
+
+
+def fig_memorization_sweep(res) -> go.Figure:
+    """:func:`fig_memorization` of a :class:`memprior.experiments.fwi.MemorizationSweep`: both rules, samples
+    and null, with standard errors."""
+    rows = {}
+    for who, pre in (("samples", ""), ("null", "null_")):
+        for rule, key in (("r < 0.7", "r"), ("d1/d2 < 1/3", "q")):
+            rows[f"{who}, {rule}"] = list(zip(getattr(res, f"{pre}frac_{key}"), getattr(res, f"{pre}frac_{key}_se")))
+    order = ["samples, r < 0.7", "null, r < 0.7", "samples, d1/d2 < 1/3", "null, d1/d2 < 1/3"]
+    return fig_memorization([int(n) for n in res.sizes], {k: rows[k] for k in order})
+
+
+def twin_memorization(res) -> go.Figure:
+    """:func:`twin_sizes` of a :class:`memprior.experiments.fwi.MemorizationSweep`: slider over N."""
+    frames = {int(N): {"nll_per_datum": res.nll_per_datum[i], "r": res.r[i], "null_r": res.null_r[i],
+                       "exp_h": float(res.exp_H[i])} for i, N in enumerate(res.sizes)}
+    return twin_sizes(frames)
+
+
+def fig_mlp_comparison(res, rule: str = "q") -> go.Figure:
+    """:func:`fig_mlp` of a :class:`memprior.experiments.fwi.MLPComparison` for the rule ``"q"``
+    (d1/d2 < 1/3) or ``"r"`` (r < 0.7)."""
+    ylabel = {"q": "fraction with d1/d2 < 1/3", "r": "fraction with r < 0.7"}
+    if rule not in ylabel:
+        raise ValueError(f"rule: must be 'q' or 'r', got {rule!r}")
+    return fig_mlp([f"N = {int(N)}" for N in res.sizes], res.fractions(rule), ylabel=ylabel[rule])

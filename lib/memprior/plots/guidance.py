@@ -23,6 +23,7 @@ __all__ = [
     "fig_distances",
     "fig_jensen_gap",
     "twin_step_size",
+    "summary_table",
 ]
 
 #: Colour of each sampler, shared by all figures of the chapter and by the live app.
@@ -213,3 +214,32 @@ def twin_step_size(x_train, weights, sweep: Sequence[tuple[str, object, int]], n
     fig = slider_figure(frames, steps, slider_prefix="", base=base, active=active, frame_titles=titles)
     return set_alt(fig, f"Interactive bar chart with a slider over step sizes: frequencies of the {name} "
                         "samples against the exact lookup weights.")
+
+
+def summary_table(summary):
+    """The chapter's closing table as HTML: TV +- one standard error per sampler (rows) and problem (columns).
+
+    Parameters
+    ----------
+    summary : memprior.experiments.sampling.Summary
+        Fields ``problems`` [P], ``samplers`` [R], ``tv`` and ``se`` [R, P], ``notes`` [R][P] (appended in
+        brackets where not empty) and ``floor`` [P] (the last row).
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    from IPython.display import HTML
+
+    tv, se = np.asarray(summary.tv, dtype=float), np.asarray(summary.se, dtype=float)
+    R, P = len(summary.samplers), len(summary.problems)
+    if tv.shape != (R, P) or se.shape != (R, P) or len(summary.notes) != R or len(summary.floor) != P:
+        raise ValueError(f"summary: tv, se, notes need shape [{R}, {P}] and floor [{P}]")
+    rows = [[name] + [f"{tv[i, j]:.3f}&nbsp;±&nbsp;{se[i, j]:.3f}" + (f" ({summary.notes[i][j]})"
+                                                                       if summary.notes[i][j] else "")
+                      for j in range(P)] for i, name in enumerate(summary.samplers)]
+    rows.append(["noise floor (exact sampler)"] + [f"{float(f):.3f}" for f in summary.floor])
+    html = "<table class='table'><thead><tr>" + "".join(f"<th>{h}</th>" for h in ["sampler", *summary.problems])
+    html += "</tr></thead><tbody>"
+    html += "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>"
+    return HTML(html)

@@ -23,6 +23,8 @@ from . import PALETTE, figure, slider_figure, to_numpy
 
 __all__ = [
     "STYLE",
+    "bandwidth_title",
+    "lookup_title",
     "adaptive_grid",
     "bandwidth_panel",
     "bandwidth_base",
@@ -204,7 +206,8 @@ def bandwidth_traces(pan: dict, legend: bool = True) -> list:
     ]
 
 
-def _bandwidth_title(pan: dict) -> str:
+def bandwidth_title(pan: dict) -> str:
+    """The title of one bandwidth panel: N, σ and the train and held-out log-likelihoods."""
     return (f"N = {len(pan['x_train'])}, σ = {pan['sigma']:.3g}: train ℓ = {pan['train_at']:.2f}, "
             f"held-out ℓ = {pan['heldout_at']:.2f}")
 
@@ -265,7 +268,7 @@ def twin_bandwidth(x_train, curve: mle.BandwidthCurve, sigmas: Sequence[float], 
     frames = [bandwidth_traces(p) for p in pans]
     fig = slider_figure(frames, [f"{p['sigma']:.3g}" for p in pans], slider_prefix="σ = ",
                         base=bandwidth_base(dens_max=dens_max), active=active,
-                        frame_titles=[_bandwidth_title(p) for p in pans])
+                        frame_titles=[bandwidth_title(p) for p in pans])
     return _slider_below_axis_titles(fig)
 
 
@@ -543,7 +546,8 @@ def lookup_traces(pan: dict, legend: bool = True) -> list:
     ]
 
 
-def _lookup_title(pan: dict) -> str:
+def lookup_title(pan: dict) -> str:
+    """The title of one lookup panel."""
     return (f"y = {pan['y']:.2f}, γ = {pan['gamma']:.3g}: exp(H) = {pan['exp_h']:.2f} of N = "
             f"{len(pan['weights'])}, max w = {pan['weights'].max():.3f}")
 
@@ -564,7 +568,7 @@ def twin_lookup(forward: Callable, x_train, x_grid, settings: Sequence[tuple[flo
     pans = [lookup_panel(forward, x_train, float(yv), float(gv), x_grid) for yv, gv in settings]
     fig = slider_figure([lookup_traces(p) for p in pans], labels, slider_prefix=slider_prefix,
                         base=lookup_base(f_range), active=len(pans) // 2 if active is None else active,
-                        frame_titles=[_lookup_title(p) for p in pans])
+                        frame_titles=[lookup_title(p) for p in pans])
     return _slider_below_axis_titles(fig)
 
 

@@ -10,7 +10,8 @@ from plotly.subplots import make_subplots
 from . import PALETTE, color, compact, figure, slider_figure, to_numpy
 
 __all__ = ["loss_gap_figure", "variants_figure", "mitigation_figure", "scatter_traces", "training_twin",
-           "datum_base", "datum_traces", "datum_twin"]
+           "datum_base", "datum_traces", "datum_twin", "datum_title", "report_figure", "snapshots_figure",
+           "datum_sweep_figure", "line_xy"]
 
 _AX = "normalized units"
 
@@ -145,7 +146,7 @@ def training_twin(x_train, frames: Sequence[tuple], labels: Sequence[str], title
     return fig
 
 
-def _line_xy(a, yv: float, lim: float):
+def line_xy(a, yv: float, lim: float):
     """Two points of the line ``a · x = y`` inside ``[-lim, lim]`` (``a[1] != 0``)."""
     xs = np.array([-lim, lim])
     return xs, (yv - a[0] * xs) / a[1]
@@ -176,7 +177,7 @@ def datum_traces(panels: Sequence[tuple], a, yv: float, lim: float = 3.5) -> lis
         many = len(to_numpy(x_train)) > 64
         trs = scatter_traces(x_train, prior, post, show_legend=k == 0, train_size=3 if many else 8,
                              train_opacity=0.25 if many else 1.0)
-        lx, ly = _line_xy(a, yv, lim)
+        lx, ly = line_xy(a, yv, lim)
         trs.append(go.Scatter(x=lx, y=ly, mode="lines", name="a·x = y", legendgroup="line", showlegend=k == 0,
                               line=dict(color="#000", dash="dot", width=1)))
         for tr in trs:
@@ -200,3 +201,51 @@ def datum_twin(names: Sequence[str], frames: Sequence[Sequence[tuple]], y_values
     fig.update_layout(title_font_size=12, legend=dict(orientation="h", y=1.12, x=0.0, yanchor="bottom"),
                       margin=dict(t=120, l=50, r=10))
     return fig
+
+
+def datum_title(names: Sequence[str], y: float, dist: Sequence[float]) -> str:
+    """Figure title: the datum and each prior's energy distance to the reference posterior."""
+    return f"datum y = {y:g}; energy distance to the reference posterior: " + ", ".join(
+        f"{nm} {d:.2f}" for nm, d in zip(names, dist))
+
+
+def report_figure(report, names: Sequence[str] = ("x₁", "x₂")) -> go.Figure:
+    """The memorization report figure of low-dimensional data, its gallery axis labelled by coordinate.
+
+    ``report`` is a :class:`memprior.metrics.MemorizationReport`; the figure is
+    :func:`memprior.plots.diffusion.memorization_report_figure` with ticks ``names`` on the gallery's
+    coordinate axis (row 2).
+    """
+    from .diffusion import memorization_report_figure
+
+    fig = memorization_report_figure(report)
+    fig.update_xaxes(title_text=None, tickvals=list(range(len(names))), ticktext=list(names), row=2)
+    return fig
+
+
+def snapshots_figure(snap, x_train, a, y: float, null: float) -> go.Figure:
+    """Slider over the training snapshots of :func:`memprior.experiments.practice.training_snapshots`.
+
+    Titled by the prior's flagged fraction against ``null`` (the flagged fraction of fresh draws), the fraction
+    of posterior samples on training points and the energy distance to the reference; ``a · x = y`` is the data
+    line. Opens at the last snapshot.
+    """
+    titles = [f"{s} steps: prior flagged {q:.2f} (null {null:.2f})<br>posterior: on training points "
+              f"{on:.2f}, energy distance to reference {e:.2f}"
+              for s, q, on, e in zip(snap.steps, snap.flagged, snap.on_training, snap.energy)]
+    frames = list(zip(snap.prior_samples, snap.posterior_samples))
+    return training_twin(x_train, frames, [str(s) for s in snap.steps], titles, line=(list(a), float(y)),
+                         active=len(frames) - 1)
+
+
+def datum_sweep_figure(sweep, a, active_y: float = 1.5, n_prior: int = 500) -> go.Figure:
+    """Slider over the datum of :func:`memprior.experiments.practice.datum_sweep` (:func:`datum_twin`).
+
+    Shows the first ``n_prior`` prior samples of each panel; opens at the datum closest to ``active_y``.
+    """
+    frames = [[(x, z[:n_prior], q) for x, z, q in zip(sweep.x_train, sweep.prior_samples, post)]
+              for post in sweep.posterior_samples]
+    titles = [datum_title(sweep.short, float(yv), dd) for yv, dd in zip(sweep.y_values, sweep.distance)]
+    active = int(np.argmin(np.abs(np.asarray(sweep.y_values) - active_y)))
+    return datum_twin(list(sweep.names), frames, [float(v) for v in sweep.y_values], list(a), titles,
+                      active=active)

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from .._checks import check_int
 from ..plots import PALETTE
-from ..plots.fwi import STYLE, _template
+from ..plots.fwi import STYLE, layout_template
 from . import App
 
 __all__ = ["fwi_app", "AppState"]
@@ -25,10 +25,11 @@ class AppState:
 
     Parameters
     ----------
-    exp : memprior.fwi.FWIExperiment
+    exp : memprior.experiments.fwi.FWIExperiment
     truth : memprior.fwi.Truth
     runs : dict, optional
-        Precomputed ``{(N, noise, eta): SampleResult}`` of ``dps_normalized``.
+        Precomputed ``{(N, noise, eta): SampleResult}`` of ``dps_normalized``
+        (:func:`memprior.experiments.fwi.app_runs`).
     n, steps, seed : settings of on-demand runs.
     """
 
@@ -120,7 +121,7 @@ def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), et
     fig.update_yaxes(title_text="misfit per datum (1 = noise level)", type="log", row=1, col=1)
     fig.update_xaxes(title_text="sample", row=1, col=2)
     fig.update_yaxes(title_text="misfit per datum", type="log", row=1, col=2)
-    fig.update_layout(height=430, title=title, template=_template(),
+    fig.update_layout(height=430, title=title, template=layout_template(),
                       legend=dict(orientation="h", y=-0.3))
 
     def update(f, N, noise, eta):

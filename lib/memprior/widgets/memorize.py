@@ -70,7 +70,7 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
                                   readout_format=".3g", continuous_update=True),
     }
     pan0 = PM.bandwidth_panel(pool_t[:n], sigma, curves[n], lo, hi)
-    fig = PM.bandwidth_base(title=PM._bandwidth_title(pan0))
+    fig = PM.bandwidth_base(title=PM.bandwidth_title(pan0))
     for t in PM.bandwidth_traces(pan0):
         fig.add_trace(t)
 
@@ -84,7 +84,7 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
         f.data[5].x, f.data[5].y = [sigma], [pan["train_at"]]
         f.data[6].x, f.data[6].y = [sigma], [pan["heldout_at"]]
         f.data[0].name = f"p<sub>σ</sub>, N = {N}"
-        f.layout.title.text = PM._bandwidth_title(pan)
+        f.layout.title.text = PM.bandwidth_title(pan)
 
     return App(controls, fig, update, title="Maximum likelihood and the bandwidth", live=live)
 
@@ -126,7 +126,7 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
                                   readout_format=".3g", continuous_update=True),
     }
     pan0 = PM.lookup_panel(forward, xt, float(y), gamma, grid)
-    fig = PM.lookup_base(f_range, title=PM._lookup_title(pan0))
+    fig = PM.lookup_base(f_range, title=PM.lookup_title(pan0))
     for t in PM.lookup_traces(pan0):
         fig.add_trace(t)
 
@@ -137,6 +137,6 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
         f.data[3].marker.size = PM.weight_marker_size(pan["weights"])
         f.data[3].customdata = np.stack([pan["misfit"], pan["weights"]], axis=1)
         f.data[4].y = pan["weights"]
-        f.layout.title.text = PM._lookup_title(pan)
+        f.layout.title.text = PM.lookup_title(pan)
 
     return App(controls, fig, update, title="The lookup posterior", live=live)

@@ -7,65 +7,11 @@ import numpy as np
 import torch
 
 from . import App
-from .._checks import as_tensor, check_int, check_positive
-from ..plots.practice import _line_xy, datum_base, datum_traces
-from ..practice import energy_distance, importance_posterior
+from .._checks import as_tensor
+from ..plots.practice import line_xy, datum_base, datum_title, datum_traces
+from ..practice import datum_posteriors as datum_panels
 
 __all__ = ["datum_panels", "datum_title", "datum_app", "benchmark_settings"]
-
-
-def _forward(a: torch.Tensor):
-    def forward(x):
-        return x @ a[:, None]
-    return forward
-
-
-def datum_panels(priors: Mapping[str, tuple], a, y: float, gamma: float, reference: Callable, n: int = 300,
-                 seed: int = 0):
-    """Posterior samples of each prior for the datum ``y = a · x + e``, and their distance to a reference.
-
-    Parameters
-    ----------
-    priors : mapping name -> (x_train Tensor[N, 2], prior_samples Tensor[M, 2])
-    a : Tensor[2]
-        Weights of the linear datum.
-    y : float
-        Observed datum.
-    gamma : float > 0
-        Noise standard deviation.
-    reference : callable ``(y, n, generator) -> Tensor[n, 2]``
-        Samples of the reference posterior for datum ``y``.
-    n : int >= 1
-        Posterior samples per prior.
-    seed : int
-        Seeds the resampling and the reference draws (the same for every ``y``).
-
-    Returns
-    -------
-    (list of (x_train, prior_samples, posterior_samples), list of float)
-        The panels for :func:`memprior.plots.practice.datum_traces`, and each posterior's
-        :func:`memprior.practice.energy_distance` to the reference.
-    """
-    a = as_tensor("a", a, ndim=1).to(torch.float64)
-    if a.shape[0] != 2:
-        raise ValueError(f"a: expected 2 weights (d = 2), got shape {list(a.shape)}")
-    gamma = check_positive("gamma", gamma)
-    n = check_int("n", n, low=1)
-    yt = torch.tensor([float(y)], dtype=torch.float64)
-    ref = reference(float(y), n, torch.Generator().manual_seed(seed + 1))
-    panels, dist = [], []
-    for k, (x_train, prior) in enumerate(priors.values()):
-        post = importance_posterior(prior, _forward(a), yt, gamma, n,
-                                    generator=torch.Generator().manual_seed(seed + 10 + k)).samples
-        panels.append((x_train, prior, post))
-        dist.append(energy_distance(post, ref))
-    return panels, dist
-
-
-def datum_title(names: Sequence[str], y: float, dist: Sequence[float]) -> str:
-    """Figure title: the datum and each prior's energy distance to the reference posterior."""
-    return f"datum y = {y:g}; energy distance to the reference posterior: " + ", ".join(
-        f"{nm} {d:.2f}" for nm, d in zip(names, dist))
 
 
 def datum_app(priors: Mapping[str, tuple], a, gamma: float, reference: Callable,
@@ -121,7 +67,7 @@ def datum_app(priors: Mapping[str, tuple], a, gamma: float, reference: Callable,
 
     def update(f, y):
         pan, dd = datum_panels(priors, at, y, gamma, reference, n)
-        lx, ly = _line_xy(at.tolist(), float(y), lim)
+        lx, ly = line_xy(at.tolist(), float(y), lim)
         for k, (_, _, post) in enumerate(pan):
             q = np.asarray(post, dtype=np.float32)
             f.data[k * per_panel + 1].x, f.data[k * per_panel + 1].y = q[:, 0], q[:, 1]

@@ -1,7 +1,7 @@
 """Live app for chapter 3: the 1-D stylized problem under the controls sigma, gamma, y and N.
 
 Every slider move recomputes the exact posterior (quadrature), both linearized
-mixtures and all component weights with :func:`memprior.plots.stylized.panel_1d`,
+mixtures and all component weights with :func:`memprior.experiments.stylized.panel_1d`,
 then redraws the figure in place.  The static book shows the kernel-free twins
 :func:`memprior.plots.stylized.twin_sigma` and :func:`memprior.plots.stylized.twin_y`.
 """
@@ -12,6 +12,7 @@ import torch
 
 from .. import posterior as P
 from .._checks import check_int, check_positive
+from ..experiments import stylized as ex
 from ..plots import stylized as S
 from . import App
 
@@ -89,26 +90,26 @@ def stylized_app(sigma: float = 0.3, gamma: float = 0.3, y: float = 0.0, n: int 
                            continuous_update=True, style=style),
         "n": W.Dropdown(options=list(TRAINING_SETS.items()), value=n, description="training set N", style=style),
     }
-    pan = S.panel_1d(training_problem(n, y, gamma), sigma)
-    fig = S._twin_base(pan, 1.0)
-    for t in S._twin_frame(pan):
+    pan = ex.panel_1d(training_problem(n, y, gamma), sigma)
+    fig = S.twin_base(pan, 1.0)
+    for t in S.twin_frame(pan):
         fig.add_trace(t)
     fig.update_yaxes(autorange=True, row=1, col=1)
     fig.update_yaxes(range=None, row=1, col=1)
 
     def update(f, sigma, gamma, y, n):
-        p = S.panel_1d(training_problem(n, y, gamma), sigma)
+        p = ex.panel_1d(training_problem(n, y, gamma), sigma)
         keys = ("prior", "likelihood", "exact", "lin", "lin0")
         for i, k in enumerate(keys):
-            f.data[i].x = p["x"]
-            f.data[i].y = p[k]
-        f.data[5].x = p["x_train"]
-        f.data[5].y = np.zeros_like(p["x_train"])
-        labels = [f"{v:.2f}" for v in p["x_train"]]
+            f.data[i].x = p.x
+            f.data[i].y = getattr(p, k)
+        f.data[5].x = p.x_train
+        f.data[5].y = np.zeros_like(p.x_train)
+        labels = [f"{v:.2f}" for v in p.x_train]
         for i, k in enumerate(("w_exact", "w_lin", "w_lin0")):
             f.data[6 + i].x = labels
-            f.data[6 + i].y = p[k]
-        f.layout.title.text = S._title(p, f"σ = {sigma:.3g}, γ = {gamma:.3g}, y = {y:.2f}")
+            f.data[6 + i].y = getattr(p, k)
+        f.layout.title.text = S.panel_title(p, f"σ = {sigma:.3g}, γ = {gamma:.3g}, y = {y:.2f}")
 
     return App(controls, fig, update, title="A stylized inverse problem: exact vs linearized posterior", live=live)
 

@@ -1,0 +1,1389 @@
+"""Chapter 7, "DPS for full-waveform inversion": the experiment and the chapter's sweeps.
+
+The inverse problem itself (configuration, KL forward map, complex-Gaussian likelihood,
+training sets) is :mod:`memprior.fwi`.  This module runs the experiment on it:
+
+* :class:`FWIExperiment`: the KL basis, the Helmholtz solver, a transmission geometry, a
+  seeded pool of random-field training models with their forward data (one LU per model,
+  computed once), true models *not* in the training set (a Gaussian lens and an
+  out-of-distribution random field), noisy data, and methods for the exact lookup, the
+  samplers (DPS, the paper's normalized variant, the exact reweighted sampler), the
+  linearized Gaussian-mixture posterior and the memorization metrics with their null
+  baselines.  Its results are :class:`LookupResult` and :class:`SampleResult`;
+  :func:`run_pipeline` runs all of it per training-set size (the paper-scale benchmark).
+* the chapter's computations, each a function of the experiment with the chapter's settings
+  as defaults, returning a frozen dataclass of numpy arrays and numbers:
+
+  ======================  ====================================================================
+  :func:`setting`         sizes, cost of the training data, what the basis represents
+  :func:`lookup_table`    the exact posterior (the lookup) for every truth and N
+  :func:`compare_samplers`  DPS, the normalized variant and the exact sampler at one N
+  :func:`exact_check`     the exact sampler's frequencies against the lookup weights
+  :func:`linearized_sweep`  the linearized mixture against the prior bandwidth sigma
+  :func:`memorization_sweep`  memorization fractions of the DPS samples and of the null, per N
+  :func:`mlp_comparison`  a small trained network against the closed form at d = 16
+  :func:`step_lengths`    which models the normalized variant commits to, per step length
+  :func:`app_runs`        the precomputed runs of the chapter's live app
+  ======================  ====================================================================
+
+Runs of the closed-form samplers are kept by the experiment (:meth:`FWIExperiment.sample`), so
+the functions share them: calling them in any order gives the same numbers.
+
+Medians follow :func:`torch.median`: for an even count, the lower of the two middle values.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .. import diffusion, guidance, metrics, posterior, wave
+from .. import velocity as V
+from .._checks import as_tensor, check_int, check_positive, progress
+from ..fwi import (FWIConfig, KLForward, Observation, RecordingDenoiser, TrainingSet, Truth, commitment_curves,
+                   commitment_steps, complex_noise, complex_nll, gamma_of, lookup_from_misfits, random_field_models,
+                   schedule_for, to_complex, to_real, zscore)
+
+__all__ = [
+    # the experiment (FWIConfig and commitment_curves are memprior.fwi's, re-exported for the chapter)
+    "FWIConfig", "FWIExperiment", "LookupResult", "SampleResult", "METHODS", "run_pipeline", "commitment_curves",
+    # the chapter's computations and their results
+    "setting", "Setting", "lookup_table", "LookupTable", "compare_samplers", "SamplerComparison", "SamplerRun",
+    "exact_check", "ExactCheck", "linearized_sweep", "LinearizedSweep", "memorization_sweep",
+    "MemorizationSweep", "mlp_comparison", "MLPComparison", "step_lengths", "StepLengths", "app_runs",
+]
+
+
+# ----------------------------------------------------------------------------- results of the experiment
+@dataclass(frozen=True)
+class LookupResult:
+    """The likelihood-weighted lookup (posterior under the memorized prior).
+
+    Attributes
+    ----------
+    N : int
+    nll : Tensor [N]
+        ``sum |d_obs - F(m_n)|^2 / sigma_d^2`` per training model.
+    weights : Tensor [N]
+        ``softmax(-nll)``.
+    exp_H : float
+        Effective number of components, ``exp(entropy(weights))``.
+    best : int
+        Index of the largest weight.
+    misfit_per_datum : float
+        ``nll[best] / n_data``: 1 means fitting to the noise level.
+    truth_misfit_per_datum : float
+        The same for the true model (about 1).
+    gap : float
+        ``nll`` of the second-best model minus the best: the log-odds against the runner-up.
+    v_rmse : float
+        RMS velocity difference (km/s) between the best training model and the truth.
+    rel_error : float
+        ``||m_best - m_true|| / ||m_true - m_bar||``.
+    rel_error_kl : float
+        The same for the truth's own KL projection (the best the basis can do).
+    u_dist : float
+        Distance in z-scored coordinates between the best model and the truth's projection.
+    """
+
+    N: int
+    nll: torch.Tensor
+    weights: torch.Tensor
+    exp_H: float
+    best: int
+    misfit_per_datum: float
+    truth_misfit_per_datum: float
+    gap: float
+    v_rmse: float
+    rel_error: float
+    rel_error_kl: float
+    u_dist: float
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Samples from one posterior sampler.
+
+    Attributes
+    ----------
+    method : str
+        ``"dps"``, ``"dps_normalized"`` or ``"exact"``.
+    N : int
+    u : Tensor [n, d]
+        Samples in z-scored coordinates.
+    z : Tensor [n, d]
+        The same in raw KL coefficients.
+    nearest : LongTensor [n]
+        Nearest training model (z-scored distance).
+    nearest_dist : Tensor [n]
+        Distance to it (z-scored units).
+    commit : LongTensor [n]
+        Diffusion level at which each sample committed to its final training model
+        (``T-1``: from the start, ``-1``: never); all ``T-1`` for the exact sampler, which
+        draws its training index from the start.
+    misfit_per_datum : Tensor [n]
+        Data misfit ``sum |d_obs - F(m)|^2 / (sigma_d^2 n_data)`` of each sample.
+    n_solver_calls : int
+        Models sent to the solver during sampling.
+    n_factorizations : int
+        Sparse LU factorizations actually done (a model met again reuses its cached factors).
+    seconds : float
+        Wall time.
+    settings : dict
+    trajectory : dict or None
+        The recorded iterates ``{"t", "x", "x0_hat"}`` (DPS variants), see :class:`RecordingDenoiser`.
+    """
+
+    method: str
+    N: int
+    u: torch.Tensor
+    z: torch.Tensor
+    nearest: torch.Tensor
+    nearest_dist: torch.Tensor
+    commit: torch.Tensor
+    misfit_per_datum: torch.Tensor
+    n_solver_calls: int
+    n_factorizations: int
+    seconds: float
+    settings: dict = field(default_factory=dict)
+    trajectory: dict | None = None
+
+
+# ----------------------------------------------------------------------------- the experiment
+#: The samplers :meth:`FWIExperiment.sample` runs.
+METHODS = ("dps", "dps_normalized", "exact")
+
+
+class FWIExperiment:
+    """Everything the chapter-7 experiment needs, built once and cached.
+
+    Parameters
+    ----------
+    config : FWIConfig, optional
+        Default :class:`FWIConfig` (the book's small setting); ``FWIConfig.paper()`` for the
+        paper's.
+    show_progress : bool
+        tqdm bars for the long loops (silent in the built book anyway).
+
+    Attributes
+    ----------
+    cfg : FWIConfig
+    basis : memprior.velocity.KLBasis
+    solver : memprior.wave.Helmholtz2D
+    acq : memprior.wave.Acquisition
+        Transmission geometry: sources on the top row, receivers on the bottom row.
+    schedule : memprior.diffusion.Schedule
+    pool_z : Tensor [N_max, d]
+        Raw KL coefficients of the seeded pool of random-field models; the training set of
+        size N is its first N rows (nested sets).
+    pool_m : Tensor [N_max, nx, nz]
+        Their squared slowness.
+    timings : dict
+        Wall seconds of the expensive steps.
+    """
+
+    def __init__(self, config: FWIConfig | None = None, *, show_progress: bool = True):
+        cfg = FWIConfig() if config is None else config
+        if not isinstance(cfg, FWIConfig):
+            raise TypeError(f"config: expected an FWIConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.show_progress = bool(show_progress)
+        self.basis = V.KLBasis(cfg.n, cfg.n, K=cfg.K)
+        # cache enough factorizations for a batch of committed samples (one LU per distinct model)
+        self.solver = wave.Helmholtz2D(cfg.n, cfg.n, cfg.dx, npml=cfg.npml, order=cfg.order,
+                                  cache_size=max(16, 2 * cfg.n_samples + 4))
+        self.acq = wave.Acquisition.transmission(cfg.n, cfg.n, cfg.dx, cfg.n_src, cfg.n_rec)
+        self.schedule = schedule_for(cfg.n_steps)
+        self.n_max = max(cfg.sizes)
+        self.pool_z, self.pool_m = random_field_models(self.basis, self.n_max, cfg.seed)
+        ppw = 1.0 / math.sqrt(float(self.pool_m.max())) / (cfg.freq * cfg.dx)
+        if ppw < 4.0:
+            raise ValueError(f"freq: {cfg.freq} Hz gives {ppw:.2f} points per wavelength in the slowest training "
+                             "model; need >= 4 (lower freq or refine the grid)")
+        self.points_per_wavelength = ppw
+        self._pool_data = None
+        self._sets: dict[int, TrainingSet] = {}
+        self._fwd: dict[int, KLForward] = {}
+        self._jac: dict[tuple, torch.Tensor] = {}
+        self._obs: dict[tuple, Observation] = {}
+        self._runs: dict[tuple, SampleResult] = {}
+        self.timings: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        return (f"FWIExperiment(n={c.n}, dx={c.dx:.4g} km, freq={c.freq} Hz, {c.n_src} sources / {c.n_rec} "
+                f"receivers, d={c.d}, sizes={c.sizes})")
+
+    # -- training data
+    def _progress(self, it, desc, total=None):
+        return progress(it, desc=desc, total=total) if self.show_progress else it
+
+    @property
+    def pool_data(self) -> torch.Tensor:
+        """Complex data ``[N_max, n_src, n_rec]`` of every pool model (computed once, one LU each)."""
+        return self.pool_data_upto(self.n_max)
+
+    def pool_data_upto(self, N: int) -> torch.Tensor:
+        """Complex data of the first ``N`` pool models, ``[N, n_src, n_rec]``; computed incrementally."""
+        N = check_int("N", N, low=1, high=self.n_max)
+        have = 0 if self._pool_data is None else self._pool_data.shape[0]
+        if have < N:
+            t0 = time.perf_counter()
+            out = [torch.as_tensor(self.solver.forward(m, self.cfg.freq, self.acq))
+                   for m in self._progress(self.pool_m[have:N], "forward data of the training pool")]
+            new = torch.stack(out)
+            self._pool_data = new if self._pool_data is None else torch.cat([self._pool_data, new])
+            self.timings["pool_data"] = self.timings.get("pool_data", 0.0) + time.perf_counter() - t0
+        return self._pool_data[:N]
+
+    def training_set(self, N: int) -> TrainingSet:
+        """The first ``N`` pool models, z-scored with their own statistics (2 <= N <= N_max)."""
+        N = check_int("N", N, low=2, high=self.n_max)
+        if N not in self._sets:
+            z = self.pool_z[:N]
+            u, mu, s = zscore(z)
+            self._sets[N] = TrainingSet(z=z, u=u, mu=mu, s=s, m=self.pool_m[:N], index=torch.arange(N))
+        return self._sets[N]
+
+    def forward(self, N: int, cached: bool = True) -> KLForward:
+        """The forward map in the z-scored coordinates of training set ``N``.
+
+        With ``cached=True`` the training models' data are computed once (one LU per model)
+        and returned without solving; ``cached=False`` skips that precomputation (for
+        samplers that never evaluate the training models themselves).
+        """
+        ts = self.training_set(N)
+        if not cached:
+            return KLForward(self.solver, self.acq, self.cfg.freq, self.basis, ts.mu, ts.s)
+        if N not in self._fwd:
+            self._fwd[N] = KLForward(self.solver, self.acq, self.cfg.freq, self.basis, ts.mu, ts.s,
+                                     cache=(ts.u, to_real(self.pool_data_upto(N))))
+        return self._fwd[N]
+
+    def velocities(self, N: int, u) -> torch.Tensor:
+        """Velocity ``[B, nx, nz]`` (km/s) of z-scored coefficients ``u [B, d]`` of training set ``N``."""
+        ts = self.training_set(N)
+        u = as_tensor("u", u, ndim=2)
+        if u.shape[1] != self.basis.d:
+            raise ValueError(f"u: expected shape [B, {self.basis.d}], got {list(u.shape)}")
+        return V.m_to_v(self.basis.coeffs_to_m(ts.to_z(u.to(torch.float64))))
+
+    def fresh_models(self, n: int, seed: int = 10_000) -> torch.Tensor:
+        """Raw KL coefficients ``[n, d]`` of fresh random-field models (the null baseline's draws)."""
+        seed = check_int("seed", seed, low=0)
+        if seed == self.cfg.seed:
+            raise ValueError(f"seed: must differ from the training pool's seed {self.cfg.seed}")
+        return random_field_models(self.basis, n, seed)[0]
+
+    # -- truths and data
+    def truth(self, kind: str = "lens", seed: int = 777) -> Truth:
+        """A true model that is not in the training set.
+
+        ``"lens"``: a slow Gaussian lens (2 km/s background, -0.4 km/s at the centre, width
+        15 % of the side).  ``"ood"``: an out-of-distribution random field (alpha = 2,
+        tau = 3: rougher and longer-range than the training fields' alpha = 3, tau = 5),
+        rescaled to 1.7-2.7 km/s.
+        """
+        c = self.cfg
+        if kind == "lens":
+            v = V.gaussian_lens(c.n, c.n, c.dx, v0=2.0, dv=-0.4)
+        elif kind == "ood":
+            g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+            v = V.rescale(V.grf(1, c.n, c.n, alpha=2.0, tau=3.0, generator=g)[0], 1.7, 2.7)
+        else:
+            raise ValueError(f"kind: must be 'lens' or 'ood', got {kind!r}")
+        m = V.v_to_m(v)
+        z = self.basis.project(m)
+        return Truth(name=kind, v=v, m=m, z=z, m_kl=self.basis.reconstruct(z))
+
+    def observation(self, kind: str = "lens", noise: float | None = None, seed: int = 1) -> Observation:
+        """The noisy data of the named truth (:meth:`truth`), made once and kept (see :meth:`observe`)."""
+        noise = self.cfg.noise if noise is None else check_positive("noise", noise)
+        key = (kind, float(noise), check_int("seed", seed, low=0))
+        if key not in self._obs:
+            self._obs[key] = self.observe(self.truth(kind), noise=noise, seed=seed)
+        return self._obs[key]
+
+    def observe(self, truth: Truth, noise: float | None = None, seed: int = 1) -> Observation:
+        """Noisy data of ``truth``: ``d_obs = d_clean + e``, ``E|e|^2 = sigma_d^2``, ``sigma_d = noise * rms|d_clean|``.
+
+        The same seed gives the same standard-normal draw at every noise level.
+        """
+        if not isinstance(truth, Truth):
+            raise TypeError(f"truth: expected a Truth (from FWIExperiment.truth), got {type(truth).__name__}")
+        noise = self.cfg.noise if noise is None else check_positive("noise", noise)
+        d = torch.as_tensor(self.solver.forward(truth.m, self.cfg.freq, self.acq))
+        sigma_d = noise * float(d.abs().pow(2).mean().sqrt())
+        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        e = complex_noise(d.shape, 1.0, g) * sigma_d
+        d_obs = d + e
+        return Observation(truth=truth, d_clean=d, d_obs=d_obs, noise=noise, sigma_d=sigma_d,
+                           gamma=gamma_of(sigma_d), y=to_real(d_obs),
+                           nll_truth=float(complex_nll(d, d_obs, sigma_d)))
+
+    # -- the theory: exact lookup
+    def lookup(self, N: int, obs: Observation) -> LookupResult:
+        """The posterior under the memorized prior of training set ``N``: a likelihood-weighted lookup."""
+        ts = self.training_set(N)
+        nll = complex_nll(self.pool_data_upto(N), obs.d_obs, obs.sigma_d)
+        w = lookup_from_misfits(nll)
+        order = torch.argsort(nll)
+        best = int(order[0])
+        gap = float(nll[order[1]] - nll[order[0]])
+        t = obs.truth
+        dm = t.m - V.M_BAR
+        vb = V.m_to_v(ts.m[best])
+        return LookupResult(
+            N=N, nll=nll, weights=w, exp_H=posterior.effective_components(w), best=best,
+            misfit_per_datum=float(nll[best]) / obs.n_data,
+            truth_misfit_per_datum=obs.nll_truth / obs.n_data, gap=gap,
+            v_rmse=float(((vb - t.v) ** 2).mean().sqrt()),
+            rel_error=float((ts.m[best] - t.m).norm() / dm.norm()),
+            rel_error_kl=float((t.m_kl - t.m).norm() / dm.norm()),
+            u_dist=float((ts.u[best] - ts.to_u(t.z)).norm()))
+
+    # -- samplers
+    def denoiser(self, N: int):
+        """The closed-form memorized denoiser of training set ``N`` (z-scored coordinates)."""
+        return diffusion.MemorizedDenoiser(self.training_set(N).u, self.schedule)
+
+    def sample(self, method: str, N: int, obs: Observation, n: int | None = None, *, seed: int = 0,
+               zeta: float = 1.0, eta: float = 0.05, steps: int | None = None, denoiser=None,
+               rule: str = "chung", cached: bool = True) -> SampleResult:
+        """Run one posterior sampler.
+
+        Parameters
+        ----------
+        method : {"dps", "dps_normalized", "exact"}
+            DPS of Chung et al. (autograd through the denoiser, step ``zeta``), the paper's
+            normalized variant (step length ``eta``), or the exact reweighted sampler of the
+            memorized prior.
+        N : int
+            Training-set size.
+        obs : Observation
+        n : int, optional
+            Number of samples (default ``cfg.n_samples``).
+        seed : int
+            Seeds the sampler's generator.
+        zeta, eta, rule : sampler settings (see :mod:`memprior.guidance`).
+        steps : int, optional
+            Visit only ``steps`` evenly spaced levels of the schedule.
+        denoiser : optional
+            Any denoiser in these coordinates (default: the closed-form memorized one).
+        cached : bool
+            Precompute the training models' data (needed by ``"exact"``); see :meth:`forward`.
+
+        Runs with the closed-form denoiser are kept: the same call, on the same data, returns the
+        same :class:`SampleResult` without sampling again (so the chapter's sweeps share runs).
+        """
+        if method not in METHODS:
+            raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
+        if not isinstance(obs, Observation):
+            raise TypeError(f"obs: expected an Observation, got {type(obs).__name__}")
+        n = self.cfg.n_samples if n is None else check_int("n", n, low=1)
+        ts = self.training_set(N)
+        if method == "exact" and not cached:
+            raise ValueError("cached: the exact sampler needs the training models' data (cached=True)")
+        key = None
+        if denoiser is None:
+            fp = hashlib.sha1(obs.y.detach().to(torch.float64).numpy().tobytes()).hexdigest()
+            key = (method, ts.n, n, int(seed), float(zeta), float(eta), steps, rule, bool(cached), fp, obs.gamma)
+            if key in self._runs:
+                return self._runs[key]
+        fwd = self.forward(N, cached=cached)
+        closed = self.denoiser(N)
+        den = closed if denoiser is None else denoiser
+        rec = RecordingDenoiser(den)
+        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        calls0 = fwd.n_calls
+        lu0 = self.solver.n_factorizations
+        t0 = time.perf_counter()
+        T = self.schedule.n_steps
+        if method == "dps":
+            u = guidance.dps_sample(rec, self.schedule, fwd, obs.y, obs.gamma, n, zeta=zeta, generator=g,
+                                    steps=steps, rule=rule)
+        elif method == "dps_normalized":
+            u = guidance.dps_normalized_sample(rec, self.schedule, fwd, obs.y, n, eta=eta, generator=g,
+                                               steps=steps)
+        else:
+            u, _ = guidance.exact_posterior_sample(ts.u, fwd, obs.y, obs.gamma, self.schedule, n, generator=g,
+                                                   steps=steps, return_index=True)
+        secs = time.perf_counter() - t0
+        u = u.detach().to(torch.float64)
+        traj = None
+        if method == "exact":
+            commit = torch.full((n,), T - 1, dtype=torch.long)
+        else:
+            traj = rec.trajectory()
+            commit = commitment_steps(closed if not isinstance(den, diffusion.MemorizedDenoiser) else den, traj)
+        dist, idx = metrics.nearest(u, ts.u)
+        calls = fwd.n_calls - calls0
+        lus = self.solver.n_factorizations - lu0
+        data = to_complex(fwd(u), fwd.n_src, fwd.n_rec)
+        mis = complex_nll(data, obs.d_obs, obs.sigma_d) / obs.n_data
+        res = SampleResult(method=method, N=N, u=u, z=ts.to_z(u), nearest=idx, nearest_dist=dist, commit=commit,
+                           misfit_per_datum=mis, n_solver_calls=calls, n_factorizations=lus, seconds=secs,
+                           settings=dict(zeta=zeta, eta=eta, steps=steps, seed=seed, rule=rule, n=n),
+                           trajectory=traj)
+        if key is not None:
+            self._runs[key] = res
+        return res
+
+    # -- linearized Gaussian mixture
+    def jacobians(self, N: int, index) -> torch.Tensor:
+        """Jacobians ``[k, 2M, d]`` (real-stacked data, z-scored coordinates) at training models ``index``."""
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        key = (N, tuple(idx.tolist()))
+        if key not in self._jac:
+            t0 = time.perf_counter()
+            self._jac[key] = self.forward(N).jacobian(self.training_set(N).u[idx])
+            self.timings[f"jacobians N={N} k={idx.numel()}"] = time.perf_counter() - t0
+        return self._jac[key]
+
+    def linearized(self, N: int, obs: Observation, sigma: float, logdet: bool = True, top: int | None = None):
+        """Linearized Gaussian-mixture posterior of the prior ``p_sigma`` (z-scored coordinates).
+
+        Components are built at the ``top`` training models with the smallest data misfit
+        (default ``min(16, N)``; the others carry lookup log-odds below ``-gap``, see
+        :class:`LookupResult`), with Jacobians from multi-RHS solves.  Returns
+        ``(LinearizedMixture, index [top])``.
+        """
+        sigma = check_positive("sigma", sigma)
+        N = check_int("N", N, low=2, high=self.n_max)
+        top = min(16, N) if top is None else check_int("top", top, low=1, high=N)
+        lk = self.lookup(N, obs)
+        idx = torch.argsort(lk.nll)[:top]
+        J = self.jacobians(N, idx)
+        mix = posterior.linearized_mixture(self.forward(N), self.training_set(N).u[idx], obs.y, sigma, obs.gamma,
+                                 logdet=logdet, jacobian=J)
+        return mix, idx
+
+    # -- memorization
+    def memorization(self, z_samples, N: int, fresh_z, space: str = "raw") -> dict:
+        """Memorization scores of samples and of the null (fresh models), against training set ``N``.
+
+        Parameters
+        ----------
+        z_samples : Tensor [B, d]
+            Raw KL coefficients of generated samples.
+        N : int
+        fresh_z : Tensor [M, d]
+            Raw coefficients of fresh random-field models (:meth:`fresh_models`).
+        space : {"raw", "zscored"}
+            Where distances are measured (the paper: raw coefficients).
+
+        Returns
+        -------
+        dict with ``r``, ``q`` (d1/d2), ``frac_r``, ``frac_q`` (and ``*_se``) for the samples and
+        ``null_r``, ``null_q``, ``null_frac_r``, ``null_frac_q`` for the fresh models.
+        """
+        ts = self.training_set(N)
+        if space not in ("raw", "zscored"):
+            raise ValueError(f"space: must be 'raw' or 'zscored', got {space!r}")
+        tr = ts.z if space == "raw" else ts.u
+        zs = as_tensor("z_samples", z_samples, ndim=2)
+        fz = as_tensor("fresh_z", fresh_z, ndim=2)
+        if space == "zscored":
+            zs, fz = ts.to_u(zs), ts.to_u(fz)
+        r, q = metrics.nn_ratio(zs, tr), metrics.d1_d2(zs, tr)
+        nr, nq = metrics.null_baseline(fz, tr, "nn_ratio"), metrics.null_baseline(fz, tr, "d1_d2")
+        out = dict(N=N, r=r, q=q, null_r=nr, null_q=nq)
+        for key, s, thr in (("frac_r", r, metrics.PAPER_THRESHOLD), ("frac_q", q, metrics.D1D2_THRESHOLD),
+                            ("null_frac_r", nr, metrics.PAPER_THRESHOLD), ("null_frac_q", nq, metrics.D1D2_THRESHOLD)):
+            out[key], out[key + "_se"] = metrics.memorized_fraction(s, thr)
+        return out
+
+    # -- a trained network at reduced dimension
+    def train_mlp(self, N: int, *, steps: int = 1500, hidden: int = 128, depth: int = 3, seed: int = 0,
+                  cache: bool = True):
+        """Train a small MLP denoiser on training set ``N`` (z-scored coordinates).
+
+        Meant for a reduced basis (e.g. ``K = 4``, ``d = 16``): see
+        :func:`memprior.diffusion.train_denoiser` for the loss, EMA and caching.
+        """
+        t0 = time.perf_counter()
+        net = diffusion.train_denoiser(self.training_set(N).u, self.schedule, steps=steps, hidden=hidden, depth=depth,
+                             seed=seed, cache=cache, show_progress=self.show_progress)
+        self.timings[f"train_mlp N={N}"] = time.perf_counter() - t0
+        return net
+
+
+def run_pipeline(exp: FWIExperiment, truth: str = "lens", sizes=None, methods=METHODS, n: int | None = None,
+                 n_fresh: int = 200, sigma: float = 0.05, top: int = 8, seed: int = 0, zeta: float = 1.0,
+                 eta: float = 0.05) -> dict:
+    """The whole experiment for one truth: lookup, samplers, linearized mixture, memorization, per N.
+
+    Used for the paper-scale run (``benchmarks/bench_fwi.py``).  Returns a dict with the
+    per-N results and the wall time of each stage.
+    """
+    if not isinstance(exp, FWIExperiment):
+        raise TypeError(f"exp: expected an FWIExperiment, got {type(exp).__name__}")
+    sizes = exp.cfg.sizes if sizes is None else tuple(sizes)
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"methods: each must be one of {METHODS}, got {m!r}")
+    t_all = time.perf_counter()
+    t0 = time.perf_counter()
+    _ = exp.pool_data
+    stage = {"pool data": time.perf_counter() - t0}
+    tru = exp.truth(truth)
+    obs = exp.observe(tru)
+    fresh = exp.fresh_models(n_fresh)
+    res = {}
+    for N in sizes:
+        t0 = time.perf_counter()
+        lk = exp.lookup(N, obs)
+        samples = {m: exp.sample(m, N, obs, n, seed=seed, zeta=zeta, eta=eta) for m in methods}
+        mix, idx = exp.linearized(N, obs, sigma, top=min(top, N))
+        mem = {m: exp.memorization(s.z, N, fresh) for m, s in samples.items()}
+        res[N] = dict(lookup=lk, samples=samples, linearized=mix, linearized_index=idx, memorization=mem)
+        stage[f"N={N}"] = time.perf_counter() - t0
+    stage["total"] = time.perf_counter() - t_all
+    return dict(config=exp.cfg, observation=obs, results=res, seconds=stage)
+
+
+# ----------------------------------------------------------------------------- the chapter's computations
+_LABELS = {"dps": "DPS", "dps_normalized": "DPS (normalized)", "exact": "exact"}
+_TRUTHS = ("lens", "ood")
+
+
+def _check_exp(exp) -> FWIExperiment:
+    if not isinstance(exp, FWIExperiment):
+        raise TypeError(f"exp: expected an FWIExperiment (memprior.experiments.fwi), got {type(exp).__name__}")
+    return exp
+
+
+def _check_truth(truth) -> str:
+    if truth not in _TRUTHS:
+        raise ValueError(f"truth: must be one of {_TRUTHS}, got {truth!r}")
+    return truth
+
+
+def _check_size(exp: FWIExperiment, name: str, N) -> int:
+    return check_int(name, N, low=2, high=exp.n_max)
+
+
+def _np(x) -> np.ndarray:
+    """A numpy copy of a tensor (never a view of the experiment's caches)."""
+    return x.detach().cpu().numpy().copy() if isinstance(x, torch.Tensor) else np.array(x)
+
+
+def _median(x) -> float:
+    """``torch.median``: the lower middle value for an even count."""
+    return float(torch.as_tensor(x).to(torch.float64).median())
+
+
+def _ranks(nll: torch.Tensor) -> torch.Tensor:
+    """Rank of every training model by data misfit, ``[N]``: 1 = best fit."""
+    order = torch.argsort(nll)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(1, nll.numel() + 1)
+    return rank
+
+
+def _index_of(values: np.ndarray, value, name: str) -> int:
+    hit = np.flatnonzero(values == value)
+    if hit.size == 0:
+        raise ValueError(f"{name}: must be one of {values.tolist()}, got {value!r}")
+    return int(hit[0])
+
+
+def _field(obj, name: str, fields: tuple) -> np.ndarray:
+    if name not in fields:
+        raise ValueError(f"field: must be one of {fields}, got {name!r}")
+    return getattr(obj, name)
+
+
+# -- the setting
+@dataclass(frozen=True)
+class Setting:
+    """Sizes of the experiment, the cost of its training data, and what the basis represents.
+
+    Attributes
+    ----------
+    n : int
+        Grid points per side.
+    dx_m : float
+        Grid spacing (m).
+    dx : float
+        Grid spacing (km).
+    freq : float
+        Frequency (Hz).
+    points_per_wavelength : float
+        Grid points per wavelength in the slowest training model.
+    n_src, n_rec, n_data : int
+        Sources, receivers and complex data (``n_src * n_rec``).
+    d : int
+        KL coefficients.
+    n_max : int
+        Models in the pool (the largest N).
+    pool_seconds : float
+        Wall time of the forward data of the whole pool (s).
+    ms_per_model : float
+        The same per model (ms).
+    kl_error_lens, kl_error_ood : float
+        ``||m_KL - m|| / ||m - m_bar||`` of each truth's least-squares KL projection.
+    nll_truth : float
+        ``sum |d_obs - F(m_true)|^2 / sigma_d^2`` for the lens: a sum of ``n_data`` Exp(1) variables.
+    nll_real_stacked : float
+        ``||y - [Re F, Im F]||^2 / (2 gamma^2)`` with ``gamma = sigma_d / sqrt(2)``: equal to ``nll_truth``.
+    truth_misfit_per_datum : float
+        ``nll_truth / n_data`` (about 1).
+    titles : tuple of str
+        Panel titles of ``velocities``.
+    velocities : ndarray [n_show + 4, n, n]
+        km/s: ``n_show`` training models, the lens, its KL projection, the OOD field, its projection.
+    """
+
+    n: int
+    dx_m: float
+    dx: float
+    freq: float
+    points_per_wavelength: float
+    n_src: int
+    n_rec: int
+    n_data: int
+    d: int
+    n_max: int
+    pool_seconds: float
+    ms_per_model: float
+    kl_error_lens: float
+    kl_error_ood: float
+    nll_truth: float
+    nll_real_stacked: float
+    truth_misfit_per_datum: float
+    titles: tuple
+    velocities: np.ndarray
+
+
+def setting(exp: FWIExperiment, *, n_show: int = 4) -> Setting:
+    """Make the data of both truths and of the whole training pool; describe the setting.
+
+    Parameters
+    ----------
+    exp : FWIExperiment
+    n_show : int
+        Training models to show (>= 1).
+    """
+    exp = _check_exp(exp)
+    n_show = check_int("n_show", n_show, low=1, high=exp.n_max)
+    obs = {k: exp.observation(k) for k in _TRUTHS}      # 5 % noise, seed 1
+    _ = exp.pool_data                                    # forward data of all training models, one LU each
+    c, o = exp.cfg, obs["lens"]
+    kl_err = {k: float((t.truth.m_kl - t.truth.m).norm() / (t.truth.m - V.M_BAR).norm()) for k, t in obs.items()}
+    titles = [f"training model {i}" for i in range(n_show)]
+    vel = [V.m_to_v(exp.pool_m[i]) for i in range(n_show)]
+    for k, name in (("lens", "lens"), ("ood", "OOD field")):
+        t = obs[k].truth
+        titles += [f"{name} (truth)", f"{name.split()[0]}, KL proj."]
+        vel += [t.v, V.m_to_v(t.m_kl)]
+    pool_s = exp.timings["pool_data"]
+    return Setting(n=c.n, dx_m=1000 * c.dx, dx=c.dx, freq=c.freq, points_per_wavelength=exp.points_per_wavelength,
+                   n_src=c.n_src, n_rec=c.n_rec, n_data=o.n_data, d=c.d, n_max=exp.n_max, pool_seconds=pool_s,
+                   ms_per_model=1000 * pool_s / exp.n_max, kl_error_lens=kl_err["lens"], kl_error_ood=kl_err["ood"],
+                   nll_truth=o.nll_truth,
+                   nll_real_stacked=float(((o.y - to_real(o.d_clean)) ** 2).sum()) / (2 * o.gamma ** 2),
+                   truth_misfit_per_datum=o.nll_truth / o.n_data, titles=tuple(titles),
+                   velocities=np.stack([_np(v) for v in vel]))
+
+
+# -- the lookup for every truth and N
+@dataclass(frozen=True)
+class LookupTable:
+    """The exact posterior under the memorized prior (the lookup), one row per truth and N.
+
+    Attributes
+    ----------
+    truth : tuple of str [R]
+    N : ndarray of int [R]
+    exp_H : ndarray [R]
+        Effective number of components of the lookup weights.
+    misfit_per_datum : ndarray [R]
+        The best training model's ``sum |r|^2 / (sigma_d^2 n_data)`` (1 = the noise level).
+    gap : ndarray [R]
+        Negative log-likelihood of the runner-up minus the best's.
+    v_rmse : ndarray [R]
+        RMS velocity difference between the best training model and the truth (km/s).
+    rel_error : ndarray [R]
+        ``||m_best - m|| / ||m - m_bar||``.
+    """
+
+    truth: tuple
+    N: np.ndarray
+    exp_H: np.ndarray
+    misfit_per_datum: np.ndarray
+    gap: np.ndarray
+    v_rmse: np.ndarray
+    rel_error: np.ndarray
+
+    _FIELDS = ("exp_H", "misfit_per_datum", "gap", "v_rmse", "rel_error")
+
+    @property
+    def max_exp_H(self) -> float:
+        return float(self.exp_H.max())
+
+    @property
+    def min_misfit_per_datum(self) -> float:
+        return float(self.misfit_per_datum.min())
+
+    @property
+    def min_gap(self) -> float:
+        return float(self.gap.min())
+
+    def get(self, name: str, truth: str, N: int) -> float:
+        """The value of column ``name`` (one of ``exp_H``, ``misfit_per_datum``, ``gap``, ``v_rmse``,
+        ``rel_error``) for ``truth`` and ``N``."""
+        col = _field(self, name, self._FIELDS)
+        rows = [i for i, (t, n) in enumerate(zip(self.truth, self.N)) if t == truth and n == N]
+        if not rows:
+            have = list(zip(self.truth, self.N.tolist()))
+            raise ValueError(f"truth, N: no row for ({truth!r}, {N!r}); the rows are {have}")
+        return float(col[rows[0]])
+
+    def rows(self) -> list[dict]:
+        """The table as a list of dicts (for :func:`memprior.plots.fwi.html_table`)."""
+        return [{"truth": t, "N": int(n), "exp(H)": float(e), "best misfit/datum": float(m), "NLL gap": float(g),
+                 "v RMSE (km/s)": float(v), "rel. error": float(r)}
+                for t, n, e, m, g, v, r in zip(self.truth, self.N, self.exp_H, self.misfit_per_datum, self.gap,
+                                               self.v_rmse, self.rel_error)]
+
+
+def lookup_table(exp: FWIExperiment, *, truths=_TRUTHS, sizes=None) -> LookupTable:
+    """The lookup (likelihood-weighted training models) for every truth and training-set size.
+
+    Parameters
+    ----------
+    exp : FWIExperiment
+    truths : sequence of {"lens", "ood"}
+    sizes : sequence of int, optional
+        Training-set sizes (default: the experiment's).
+    """
+    exp = _check_exp(exp)
+    truths = tuple(_check_truth(t) for t in truths)
+    sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", N) for N in sizes)
+    if not truths or not sizes:
+        raise ValueError("truths, sizes: need at least one of each")
+    lks = [(t, N, exp.lookup(N, exp.observation(t))) for t in truths for N in sizes]
+    return LookupTable(truth=tuple(t for t, _, _ in lks), N=np.array([N for _, N, _ in lks]),
+                       exp_H=np.array([lk.exp_H for *_, lk in lks]),
+                       misfit_per_datum=np.array([lk.misfit_per_datum for *_, lk in lks]),
+                       gap=np.array([lk.gap for *_, lk in lks]), v_rmse=np.array([lk.v_rmse for *_, lk in lks]),
+                       rel_error=np.array([lk.rel_error for *_, lk in lks]))
+
+
+# -- the three samplers at one N
+@dataclass(frozen=True)
+class SamplerRun:
+    """One sampler's run, summarized against the lookup.
+
+    Attributes
+    ----------
+    label : str
+        ``"DPS"``, ``"DPS (normalized)"`` or ``"exact"``.
+    method : str
+        The :meth:`FWIExperiment.sample` method.
+    u : ndarray [n, d]
+        Samples (z-scored KL coefficients).
+    v : ndarray [n, nx, nz]
+        Their velocities (km/s).
+    nearest : ndarray of int [n]
+        Nearest training model of each sample.
+    nearest_v : ndarray [n, nx, nz]
+        Its velocity (km/s).
+    nearest_dist : ndarray [n]
+        Distance to it (z-scored units).
+    rank : ndarray of int [n]
+        Lookup rank of the nearest model (1 = best fit to the data).
+    misfit_per_datum : ndarray [n]
+        Each sample's ``sum |r|^2 / (sigma_d^2 n_data)``.
+    commit_step : ndarray of int [n]
+        Denoising step (0 = the first, noisiest) from which the closed-form weight of the final model
+        stays above 0.9; ``T`` if never; 0 for the exact sampler, which draws its model at the start.
+    levels : ndarray of int [S]
+        Diffusion levels of the recorded path, noisiest first (empty for the exact sampler).
+    commit_weights : ndarray [S, n]
+        Closed-form weight of each sample's final model along the path (:func:`commitment_curves`).
+    n_factorizations : int
+        Sparse LU factorizations the run cost.
+    seconds : float
+        Its wall time (s).
+    on_best : float
+        Fraction of samples on the lookup's best model.
+    """
+
+    label: str
+    method: str
+    u: np.ndarray
+    v: np.ndarray
+    nearest: np.ndarray
+    nearest_v: np.ndarray
+    nearest_dist: np.ndarray
+    rank: np.ndarray
+    misfit_per_datum: np.ndarray
+    commit_step: np.ndarray
+    levels: np.ndarray
+    commit_weights: np.ndarray
+    n_factorizations: int
+    seconds: float
+    on_best: float
+
+    @property
+    def distinct(self) -> int:
+        """Distinct training models hit."""
+        return int(np.unique(self.nearest).size)
+
+    @property
+    def median_rank(self) -> float:
+        return _median(self.rank)
+
+    @property
+    def median_misfit(self) -> float:
+        return _median(self.misfit_per_datum)
+
+    @property
+    def median_commit(self) -> float:
+        return _median(self.commit_step)
+
+    @property
+    def v_mean(self) -> np.ndarray:
+        """Pointwise sample mean of the velocity ``[nx, nz]`` (km/s)."""
+        return self.v.mean(0)
+
+    @property
+    def v_std(self) -> np.ndarray:
+        """Pointwise sample standard deviation ``[nx, nz]`` (km/s, ``n - 1`` in the denominator).
+
+        Computed by :meth:`torch.Tensor.std`, which returns exactly 0 where all samples agree.
+        """
+        return torch.from_numpy(self.v).std(0).numpy()
+
+    @property
+    def mean_std(self) -> float:
+        """``v_std`` averaged over the grid (km/s)."""
+        return float(torch.from_numpy(self.v_std).mean())
+
+
+@dataclass(frozen=True)
+class SamplerComparison:
+    """DPS, the normalized variant and the exact sampler on the same data and training set.
+
+    Attributes
+    ----------
+    N, n_samples, n_steps : int
+        Training-set size, samples per run, diffusion steps T.
+    dx : float
+        Grid spacing (km).
+    truth_v : ndarray [nx, nz]
+        The true velocity (km/s).
+    best : int
+        The lookup's best training model.
+    best_v : ndarray [nx, nz]
+        Its velocity (km/s).
+    best_weight : float
+        Its lookup weight.
+    best_misfit, truth_misfit : float
+        Misfit per datum of the best training model and of the truth.
+    prior_median_rank : float
+        Median lookup rank of the models that unconditional draws of the same prior land on.
+    dps, normalized, exact : SamplerRun
+    """
+
+    N: int
+    n_samples: int
+    n_steps: int
+    dx: float
+    truth_v: np.ndarray
+    best: int
+    best_v: np.ndarray
+    best_weight: float
+    best_misfit: float
+    truth_misfit: float
+    prior_median_rank: float
+    dps: SamplerRun
+    normalized: SamplerRun
+    exact: SamplerRun
+
+    @property
+    def runs(self) -> tuple:
+        """``(dps, normalized, exact)``."""
+        return self.dps, self.normalized, self.exact
+
+    def rows(self) -> list[dict]:
+        """The summary table as a list of dicts (for :func:`memprior.plots.fwi.html_table`)."""
+        return [{"sampler": r.label, "models hit": r.distinct, "on best": r.on_best, "median rank": r.median_rank,
+                 "misfit/datum": r.median_misfit, "commit step": r.median_commit, "LUs": r.n_factorizations,
+                 "s": r.seconds} for r in self.runs]
+
+
+def _summarize(exp: FWIExperiment, res: SampleResult, rank: torch.Tensor, best: int) -> SamplerRun:
+    N, T = res.N, exp.schedule.n_steps
+    ts = exp.training_set(N)
+    if res.trajectory is None:
+        levels, w = np.zeros(0, dtype=np.int64), np.zeros((0, res.u.shape[0]))
+    else:
+        levels = _np(res.trajectory["t"])
+        w = _np(commitment_curves(exp.denoiser(N), res.trajectory))
+    commit = T - 1 - res.commit
+    if res.method == "exact":
+        commit = torch.zeros_like(res.commit)
+    return SamplerRun(label=_LABELS[res.method], method=res.method, u=_np(res.u), v=_np(exp.velocities(N, res.u)),
+                      nearest=_np(res.nearest), nearest_v=_np(exp.velocities(N, ts.u[res.nearest])),
+                      nearest_dist=_np(res.nearest_dist), rank=_np(rank[res.nearest]),
+                      misfit_per_datum=_np(res.misfit_per_datum), commit_step=_np(commit), levels=levels,
+                      commit_weights=w, n_factorizations=int(res.n_factorizations), seconds=float(res.seconds),
+                      on_best=float((res.nearest == best).double().mean()))
+
+
+def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", zeta: float = 0.5,
+                     eta: float = 0.05, seed: int = 0, n_prior: int = 200, prior_seed: int = 1) -> SamplerComparison:
+    """Run DPS (step ``zeta``), the normalized variant (step length ``eta``) and the exact sampler.
+
+    Each draws ``cfg.n_samples`` samples with the closed-form memorized denoiser of training set
+    ``N``; ``n_prior`` unconditional DDIM draws of the same prior give the reference rank.
+
+    Parameters
+    ----------
+    exp : FWIExperiment
+    N : int
+        Training-set size (2 <= N <= the pool's size).
+    truth : {"lens", "ood"}
+    zeta, eta : float
+        DPS step and normalized step length (z-scored units), > 0.
+    seed, prior_seed : int
+        Seeds of the samplers and of the prior draws.
+    n_prior : int
+        Unconditional draws (>= 1).
+    """
+    exp = _check_exp(exp)
+    N = _check_size(exp, "N", N)
+    zeta, eta = check_positive("zeta", zeta), check_positive("eta", eta)
+    n_prior = check_int("n_prior", n_prior, low=1)
+    o = exp.observation(_check_truth(truth))
+    runs = [exp.sample("dps", N, o, zeta=zeta, seed=seed), exp.sample("dps_normalized", N, o, eta=eta, seed=seed),
+            exp.sample("exact", N, o, seed=seed)]
+    lk = exp.lookup(N, o)
+    rank = _ranks(lk.nll)
+    ts = exp.training_set(N)
+    g = torch.Generator().manual_seed(check_int("prior_seed", prior_seed, low=0))
+    prior = diffusion.ddim_sample(exp.denoiser(N), exp.schedule, n_prior, generator=g)
+    _, prior_idx = metrics.nearest(prior, ts.u)
+    dps, normalized, exact = (_summarize(exp, r, rank, lk.best) for r in runs)
+    return SamplerComparison(N=N, n_samples=int(runs[0].u.shape[0]), n_steps=exp.schedule.n_steps, dx=exp.cfg.dx,
+                             truth_v=_np(o.truth.v), best=lk.best, best_v=_np(V.m_to_v(ts.m[lk.best])),
+                             best_weight=float(lk.weights[lk.best]), best_misfit=lk.misfit_per_datum,
+                             truth_misfit=lk.truth_misfit_per_datum, prior_median_rank=_median(rank[prior_idx]),
+                             dps=dps, normalized=normalized, exact=exact)
+
+
+# -- the exact sampler against the lookup weights
+@dataclass(frozen=True)
+class ExactCheck:
+    """Frequencies of the exact sampler's training models against the lookup weights.
+
+    Attributes
+    ----------
+    N : int
+    noise : float
+        Relative noise level of the data (8.0: sigma_d is 800 % of the rms datum).
+    n_total : int
+        Samples drawn.
+    exp_H : float
+        Effective number of components of the lookup weights.
+    frequencies, weights : ndarray [N]
+        Fraction of samples on each training model, and its lookup weight.
+    tv : float
+        Total variation ``0.5 sum |frequencies - weights|``.
+    """
+
+    N: int
+    noise: float
+    n_total: int
+    exp_H: float
+    frequencies: np.ndarray
+    weights: np.ndarray
+    tv: float
+
+    @property
+    def standard_errors(self) -> np.ndarray:
+        """Binomial standard error of each frequency, ``sqrt(w (1 - w) / n_total)`` ``[N]``."""
+        return np.sqrt(self.weights * (1 - self.weights) / self.n_total)
+
+    def within(self, k: float = 5.0, atol: float = 1e-3) -> bool:
+        """True if every frequency is within ``k`` standard errors (plus ``atol``) of its weight."""
+        k, atol = check_positive("k", k), float(atol)
+        return bool((np.abs(self.frequencies - self.weights) <= k * self.standard_errors + atol).all())
+
+
+def exact_check(exp: FWIExperiment, *, N: int = 50, truth: str = "lens", noise: float = 8.0, obs_seed: int = 2,
+                n_batches: int = 5, batch: int = 4000, seed: int = 3, steps: int = 10) -> ExactCheck:
+    """Draw ``n_batches * batch`` exact samples from data so noisy that the lookup weights spread.
+
+    Batch ``b`` uses the seed ``seed + b`` (bounded memory); ``steps`` levels of the schedule.
+    """
+    exp = _check_exp(exp)
+    N = _check_size(exp, "N", N)
+    noise = check_positive("noise", noise)
+    n_batches, batch = check_int("n_batches", n_batches, low=1), check_int("batch", batch, low=1)
+    seed = check_int("seed", seed, low=0)
+    o = exp.observation(_check_truth(truth), noise=noise, seed=check_int("obs_seed", obs_seed, low=0))
+    lk = exp.lookup(N, o)
+    hits = torch.cat([exp.sample("exact", N, o, n=batch, seed=seed + b, steps=steps).nearest for b in range(n_batches)])
+    freq = torch.bincount(hits, minlength=N).double() / hits.numel()
+    return ExactCheck(N=N, noise=noise, n_total=int(hits.numel()), exp_H=lk.exp_H, frequencies=_np(freq),
+                      weights=_np(lk.weights), tv=guidance.tv_distance(freq, lk.weights))
+
+
+# -- the linearized Gaussian mixture against sigma
+@dataclass(frozen=True)
+class LinearizedSweep:
+    """The linearized Gaussian-mixture posterior of ``p_sigma`` for every sigma, all N components.
+
+    Attributes
+    ----------
+    N, d : int
+    sigmas : ndarray [S]
+        Prior bandwidths (z-scored units), increasing; include ``sigma_min``.
+    sigma_min : float
+        The schedule's smallest noise level, ``sigma(0)``.
+    exp_H, exp_H_no_logdet : ndarray [S]
+        Effective components with and without the ``-1/2 log det C_n`` term.
+    shift : ndarray [S]
+        Distance of the dominant component's mean from its training model (z-scored units).
+    spread : ndarray [S]
+        Its posterior standard deviation, averaged over the coordinates.
+    dominant_rank : ndarray of int [S]
+        Lookup rank of the dominant component's training model (1 = the lookup's best).
+    same_dominant : ndarray of bool [S]
+        Whether the log-determinant leaves the dominant component unchanged.
+    jac_seconds : float
+        Wall time of the N Jacobians (s).
+    dps_to_top : float
+        Median distance of the normalized-DPS samples (same N) from the dominant mean at ``sigma_min``,
+        in units of its typical radius ``sqrt(d) * spread``.
+    dps_on_best : float
+        Fraction of those samples on the lookup's best model.
+    """
+
+    N: int
+    d: int
+    sigmas: np.ndarray
+    sigma_min: float
+    exp_H: np.ndarray
+    exp_H_no_logdet: np.ndarray
+    shift: np.ndarray
+    spread: np.ndarray
+    dominant_rank: np.ndarray
+    same_dominant: np.ndarray
+    jac_seconds: float
+    dps_to_top: float
+    dps_on_best: float
+
+    @property
+    def i_min(self) -> int:
+        """Index of ``sigma_min`` in ``sigmas``."""
+        return int(np.flatnonzero(self.sigmas == self.sigma_min)[0])
+
+    @property
+    def max_exp_H(self) -> float:
+        """The largest ``exp(H)``, with or without the log-determinant."""
+        return float(max(self.exp_H.max(), self.exp_H_no_logdet.max()))
+
+    @property
+    def last_best(self) -> float:
+        """The largest sigma up to which (from the smallest) the dominant component is the lookup's best."""
+        last = float(self.sigmas[0])
+        for s, r in zip(self.sigmas, self.dominant_rank):
+            if r != 1:
+                break
+            last = float(s)
+        return last
+
+    @property
+    def shift_min(self) -> float:
+        """``shift`` at ``sigma_min``."""
+        return float(self.shift[self.i_min])
+
+    @property
+    def shift_over_sd(self) -> float:
+        """``shift / spread`` at ``sigma_min``."""
+        return float(self.shift[self.i_min] / self.spread[self.i_min])
+
+    @property
+    def rank_sigma_min(self) -> int:
+        """Lookup rank of the dominant component's model at ``sigma_min``."""
+        return int(self.dominant_rank[self.i_min])
+
+    @property
+    def rank_sigma_max(self) -> int:
+        """Lookup rank of the dominant component's model at the largest sigma."""
+        return int(self.dominant_rank[-1])
+
+
+def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
+                     sigmas=(1e-4, 0.001, 0.003, 0.03, 0.1, 0.3), eta: float = 0.05, seed: int = 0) -> LinearizedSweep:
+    """The linearized mixture with all ``N`` components for every ``sigma`` (and the schedule's smallest).
+
+    Jacobians come from multi-right-hand-side solves, one factorization per training model. The
+    normalized-DPS run (step length ``eta``, ``seed``) on the same training set is measured against
+    the dominant component at ``sigma_min``.
+    """
+    exp = _check_exp(exp)
+    N = _check_size(exp, "N", N)
+    o = exp.observation(_check_truth(truth))
+    sigma_min = float(exp.schedule.sigma(0))
+    sig = sorted({check_positive("sigmas", s) for s in sigmas} | {sigma_min})
+    ts, lk = exp.training_set(N), exp.lookup(N, o)
+    rank = _ranks(lk.nll)
+    eh, eh0, shift, spread, dom, same = [], [], [], [], [], []
+    for s in sig:
+        mix, idx = exp.linearized(N, o, s, top=N)
+        mix0, _ = exp.linearized(N, o, s, top=N, logdet=False)
+        k = int(mix.weights.argmax())
+        eh.append(posterior.effective_components(mix.weights))
+        eh0.append(posterior.effective_components(mix0.weights))
+        shift.append(float((mix.means[k] - ts.u[idx[k]]).norm()))
+        spread.append(float(mix.covs[k].diagonal().sqrt().mean()))
+        dom.append(int(rank[idx[k]]))
+        same.append(k == int(mix0.weights.argmax()))
+        if s == sigma_min:
+            top_mean = mix.means[k]
+    run = exp.sample("dps_normalized", N, o, eta=eta, seed=seed)
+    i = sig.index(sigma_min)
+    d_top = (run.u - top_mean).norm(dim=1)
+    jac = sum(v for key, v in exp.timings.items() if key.startswith(f"jacobians N={N} "))
+    return LinearizedSweep(N=N, d=exp.cfg.d, sigmas=np.array(sig), sigma_min=sigma_min, exp_H=np.array(eh),
+                           exp_H_no_logdet=np.array(eh0), shift=np.array(shift), spread=np.array(spread),
+                           dominant_rank=np.array(dom), same_dominant=np.array(same), jac_seconds=float(jac),
+                           dps_to_top=_median(d_top) / (spread[i] * math.sqrt(exp.cfg.d)),
+                           dps_on_best=float((run.nearest == lk.best).double().mean()))
+
+
+# -- memorization of the DPS samples against the null, per N
+@dataclass(frozen=True)
+class MemorizationSweep:
+    """Memorization scores of the normalized-DPS samples and of fresh models (the null), per N.
+
+    Distances are measured in raw KL coefficients, against training set N.  ``r`` is the paper's
+    ``d1 / mean(d2..dk)`` (flagged below 0.7), ``q`` is ``d1 / d2`` (flagged below 1/3).
+
+    Attributes
+    ----------
+    sizes : ndarray of int [K]
+    n_fresh : int
+        Fresh random-field models in the null.
+    frac_r, frac_r_se, frac_q, frac_q_se : ndarray [K]
+        Fraction of samples flagged by each rule and its binomial standard error.
+    null_frac_r, null_frac_r_se, null_frac_q, null_frac_q_se : ndarray [K]
+        The same for the fresh models.
+    r, null_r : tuple of K ndarrays
+        The ratio r of every sample ``[n]`` and of every fresh model ``[n_fresh]``.
+    exp_H : ndarray [K]
+        Effective components of the lookup.
+    nll_per_datum : tuple of K ndarrays
+        Misfit per datum of every training model ``[N]`` (the lookup).
+    """
+
+    sizes: np.ndarray
+    n_fresh: int
+    frac_r: np.ndarray
+    frac_r_se: np.ndarray
+    frac_q: np.ndarray
+    frac_q_se: np.ndarray
+    null_frac_r: np.ndarray
+    null_frac_r_se: np.ndarray
+    null_frac_q: np.ndarray
+    null_frac_q_se: np.ndarray
+    r: tuple
+    null_r: tuple
+    exp_H: np.ndarray
+    nll_per_datum: tuple
+
+    _FIELDS = ("frac_r", "frac_r_se", "frac_q", "frac_q_se", "null_frac_r", "null_frac_r_se", "null_frac_q",
+               "null_frac_q_se", "exp_H")
+
+    def get(self, name: str, N: int) -> float:
+        """The value of ``name`` (a per-N field) at training-set size ``N``."""
+        return float(_field(self, name, self._FIELDS)[_index_of(self.sizes, N, "N")])
+
+
+def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n_fresh: int = 200,
+                       fresh_seed: int = 10_000, eta: float = 0.05, seed: int = 0) -> MemorizationSweep:
+    """Score the normalized-DPS samples (step length ``eta``, ``seed``) of every N, and the null.
+
+    The null draws ``n_fresh`` fresh random-field models (seed ``fresh_seed``) from the training
+    distribution and scores them against the same training sets.
+    """
+    exp = _check_exp(exp)
+    sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", N) for N in sizes)
+    if not sizes:
+        raise ValueError("sizes: need at least one training-set size")
+    o = exp.observation(_check_truth(truth))
+    fresh = exp.fresh_models(check_int("n_fresh", n_fresh, low=2), seed=fresh_seed)
+    mem = [exp.memorization(exp.sample("dps_normalized", N, o, eta=eta, seed=seed).z, N, fresh) for N in sizes]
+    lks = [exp.lookup(N, o) for N in sizes]
+    col = {k: np.array([m[k] for m in mem]) for k in MemorizationSweep._FIELDS if k != "exp_H"}
+    return MemorizationSweep(sizes=np.array(sizes), n_fresh=int(fresh.shape[0]), **col,
+                             r=tuple(_np(m["r"]) for m in mem), null_r=tuple(_np(m["null_r"]) for m in mem),
+                             exp_H=np.array([lk.exp_H for lk in lks]),
+                             nll_per_datum=tuple(_np(lk.nll) / o.n_data for lk in lks))
+
+
+# -- a trained network against the closed form at reduced dimension
+@dataclass(frozen=True)
+class MLPComparison:
+    """A small trained MLP denoiser against the closed form, at ``d = K^2``, for two training sets.
+
+    Attributes
+    ----------
+    sizes : ndarray of int [K]
+    d : int
+    mlp_frac_q, cf_frac_q, null_frac_q : ndarray [K]
+        Fraction flagged by ``d1/d2 < 1/3``: unconditional MLP draws, closed-form draws, fresh models.
+    mlp_frac_r, cf_frac_r, null_frac_r : ndarray [K]
+        The same for the paper's ``r < 0.7``.
+    mlp_dps_dist, cf_dps_dist : ndarray [K]
+        Median distance of normalized-DPS samples from the nearest training model (z-scored units).
+    mlp_dps_misfit, cf_dps_misfit : ndarray [K]
+        Their median misfit per datum.
+    spacing : float
+        Median distance from a model of the smallest set to its nearest neighbour (z-scored units).
+    train_seconds : float
+        Wall time of training (or loading the cached weights of) the networks (s).
+    """
+
+    sizes: np.ndarray
+    d: int
+    mlp_frac_q: np.ndarray
+    cf_frac_q: np.ndarray
+    null_frac_q: np.ndarray
+    mlp_frac_r: np.ndarray
+    cf_frac_r: np.ndarray
+    null_frac_r: np.ndarray
+    mlp_dps_dist: np.ndarray
+    cf_dps_dist: np.ndarray
+    mlp_dps_misfit: np.ndarray
+    cf_dps_misfit: np.ndarray
+    spacing: float
+    train_seconds: float
+
+    _FIELDS = ("mlp_frac_q", "cf_frac_q", "null_frac_q", "mlp_frac_r", "cf_frac_r", "null_frac_r",
+               "mlp_dps_dist", "cf_dps_dist", "mlp_dps_misfit", "cf_dps_misfit")
+
+    def get(self, name: str, N: int) -> float:
+        """The value of ``name`` (a per-N field) at training-set size ``N``."""
+        return float(_field(self, name, self._FIELDS)[_index_of(self.sizes, N, "N")])
+
+    def fractions(self, rule: str = "q") -> dict:
+        """``{"MLP": [K], "closed form": [K], "null": [K]}`` for the rule ``"q"`` (d1/d2) or ``"r"``."""
+        if rule not in ("q", "r"):
+            raise ValueError(f"rule: must be 'q' or 'r', got {rule!r}")
+        return {"MLP": getattr(self, f"mlp_frac_{rule}"), "closed form": getattr(self, f"cf_frac_{rule}"),
+                "null": getattr(self, f"null_frac_{rule}")}
+
+
+def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: str = "lens", n_fresh: int = 200,
+                   n_draws: int = 200, draw_seed: int = 0, train_steps: int = 1500, hidden: int = 128,
+                   depth: int = 2, train_seed: int = 0, dps_n: int = 4, eta: float = 0.05, dps_steps: int = 25,
+                   seed: int = 0) -> MLPComparison:
+    """Train an MLP denoiser per training set at ``K`` modes per direction and compare it with the closed form.
+
+    The experiment is ``exp``'s with ``K`` and ``sizes`` replaced.  For each N: ``n_draws``
+    unconditional DDIM draws of the MLP and of the closed form (seed ``draw_seed``), scored with the
+    null of ``n_fresh`` fresh models; ``dps_n`` normalized-DPS samples of each (``dps_steps`` levels).
+    The networks' weights are cached on disk (:func:`memprior.diffusion.train_denoiser`).
+    """
+    exp = _check_exp(exp)
+    K = check_int("K", K, low=1)
+    sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
+    if not sizes:
+        raise ValueError("sizes: need at least one training-set size")
+    e = FWIExperiment(replace(exp.cfg, K=K, sizes=sizes), show_progress=exp.show_progress)
+    fresh = e.fresh_models(check_int("n_fresh", n_fresh, low=2))
+    o = e.observation(_check_truth(truth))
+    n_draws = check_int("n_draws", n_draws, low=1)
+    out = {k: [] for k in MLPComparison._FIELDS}
+    for N in sizes:
+        net = e.train_mlp(N, steps=train_steps, hidden=hidden, depth=depth, seed=train_seed)
+        ts = e.training_set(N)
+        for key, den in (("mlp", net), ("cf", e.denoiser(N))):
+            g = torch.Generator().manual_seed(check_int("draw_seed", draw_seed, low=0))
+            x = diffusion.ddim_sample(den, e.schedule, n_draws, generator=g).double()
+            m = e.memorization(ts.to_z(x), N, fresh)
+            out[f"{key}_frac_q"].append(m["frac_q"])
+            out[f"{key}_frac_r"].append(m["frac_r"])
+            run = e.sample("dps_normalized", N, o, n=dps_n, eta=eta, steps=dps_steps, seed=seed,
+                           denoiser=net if key == "mlp" else None, cached=(N == min(sizes)))
+            out[f"{key}_dps_dist"].append(_median(run.nearest_dist))
+            out[f"{key}_dps_misfit"].append(_median(run.misfit_per_datum))
+            if key == "mlp":
+                out["null_frac_q"].append(m["null_frac_q"])
+                out["null_frac_r"].append(m["null_frac_r"])
+    u = e.training_set(min(sizes)).u
+    spacing = _median((torch.cdist(u, u) + 1e9 * torch.eye(u.shape[0], dtype=u.dtype)).min(1).values)
+    train_s = sum(v for k, v in e.timings.items() if k.startswith("train_mlp"))
+    return MLPComparison(sizes=np.array(sizes), d=e.cfg.d, **{k: np.array(v) for k, v in out.items()},
+                         spacing=spacing, train_seconds=float(train_s))
+
+
+# -- the normalized variant's step length
+@dataclass(frozen=True)
+class StepLengths:
+    """Normalized-DPS runs that differ only in the step length ``eta``.
+
+    Attributes
+    ----------
+    N : int
+    etas : ndarray [k]
+    nearest : ndarray of int [k, n]
+        Nearest training model of each sample, per step length.
+    nearest_dist : ndarray [k, n]
+        Distance to it (z-scored units).
+    same_fraction : float
+        Fraction of samples whose nearest training model is the same for every step length.
+    """
+
+    N: int
+    etas: np.ndarray
+    nearest: np.ndarray
+    nearest_dist: np.ndarray
+    same_fraction: float
+
+
+def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", etas=(0.02, 0.07), n: int = 4,
+                 steps: int = 25, seed: int = 0) -> StepLengths:
+    """Run the normalized variant with each step length ``eta`` (same seed, ``n`` samples, ``steps`` levels)."""
+    exp = _check_exp(exp)
+    N = _check_size(exp, "N", N)
+    etas = tuple(check_positive("etas", e) for e in etas)
+    if not etas:
+        raise ValueError("etas: need at least one step length")
+    o = exp.observation(_check_truth(truth))
+    runs = [exp.sample("dps_normalized", N, o, n=n, eta=e, steps=steps, seed=seed) for e in etas]
+    near = np.stack([_np(r.nearest) for r in runs])
+    dist = np.stack([_np(r.nearest_dist) for r in runs])
+    return StepLengths(N=N, etas=np.array(etas), nearest=near, nearest_dist=dist,
+                       same_fraction=float((near == near[0]).all(0).mean()))
+
+
+def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 200, eta: float = 0.05,
+             etas=(0.02, 0.07), n: int = 4, steps: int = 25, seed: int = 0) -> dict:
+    """Precomputed normalized-DPS runs for the live app (:class:`memprior.widgets.fwi.AppState`).
+
+    Returns ``{(N, noise, eta): SampleResult}``: the full runs of step length ``eta`` for every size
+    (those of :func:`memorization_sweep`), and short runs (``n`` samples, ``steps`` levels) of the
+    other step lengths ``etas`` at ``N`` (those of :func:`step_lengths`).  The noise is the
+    configuration's.
+    """
+    exp = _check_exp(exp)
+    sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", k) for k in sizes)
+    N = _check_size(exp, "N", N)
+    o = exp.observation(_check_truth(truth))
+    noise = exp.cfg.noise
+    runs = {(k, noise, eta): exp.sample("dps_normalized", k, o, eta=eta, seed=seed) for k in sizes}
+    for e in etas:
+        runs[N, noise, e] = exp.sample("dps_normalized", N, o, n=n, eta=e, steps=steps, seed=seed)
+    return runs
