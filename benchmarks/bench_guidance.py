@@ -53,7 +53,7 @@ def main():
              lambda r: G.dps_sample(den, sched, p.forward, p.y, p.gamma, 1000, zeta=0.1,
                                     generator=torch.Generator().manual_seed(r))),
             ("paper variant", 1000, 1,
-             lambda r: G.dps_normalized_sample(den, sched, p.forward, p.y, 1000, eta=0.05,
+             lambda r: G.dps_normalized_sample(den, sched, p.forward, p.y, 1000, step_size=0.05,
                                                generator=torch.Generator().manual_seed(r))),
             ("SMC, K = 16", 100, 16,
              lambda r: G.smc_sample(p.x_train, p.forward, p.y, p.gamma, sched, 100, n_particles=16,

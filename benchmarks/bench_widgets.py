@@ -113,7 +113,8 @@ def ch7():
     exp = experiments.FWIExperiment(show_progress=False)
     pre = experiments.app_runs(exp)  # the chapter's precomputed runs; then one run made on demand
     app = apps.fwi_app(apps.AppState(exp, exp.truth("lens"), runs=pre), sizes=exp.cfg.sizes, live=False)
-    settings = [dict(N=n, noise=noise, eta=eta) for (n, noise, eta) in pre] + [dict(N=200, noise=0.1, eta=0.05)]
+    settings = [dict(N=n, noise=noise, step_size=step) for (n, noise, step) in pre] + \
+        [dict(N=200, noise=0.1, step_size=0.05)]
     return app, settings, 1
 
 

@@ -202,3 +202,85 @@ def test_app_bad_input_and_latencies():
         widgets.callback_latencies(app, [{"a": 0.1}], repeat=0)
     with pytest.raises(TypeError, match="update"):
         widgets.App({"a": app.controls["a"]}, go.Figure(), update=None)
+
+
+# --- one template, one style registry, one naming scheme ----------------------------------------
+
+TOPICS = ("diffusion", "fwi", "guidance", "memorize", "practice", "stylized", "wave")
+
+
+def test_template_is_the_registered_house_template():
+    plots.init()
+    assert plots.template() is pio.templates["memprior"]
+    assert plots.figure().layout.template == plots.template()
+    assert plots.template().layout.colorway == plots.PALETTE
+
+
+def test_style_registry_lookup_copies_and_errors():
+    for method, st in plots.STYLE.items():
+        assert set(st) == {"color", "dash"}, method
+        assert st["color"] in plots.PALETTE or st["color"] == "#888888", method
+    s = plots.style("DPS", dash="dash", width=2)
+    assert s == {"color": plots.PALETTE[1], "dash": "dash", "width": 2}
+    s["color"] = "red"  # a copy: the registry is unchanged
+    assert plots.style("DPS") == {"color": plots.PALETTE[1], "dash": "solid"}
+    with pytest.raises(ValueError, match=r"method: must be one of \[.*'DPS'.*\], got 'dps'"):
+        plots.style("dps")
+    cases = {"DPS": "DPS", "DPS ζ′=0.3": "DPS", "DPS (normalized)": "paper", "paper variant": "paper",
+             "paper η=0.05": "paper", "DPS (plug-in)": "DPS (plug-in)", "exact weights": "lookup",
+             "exact": "exact", "exactly": None, "fresh draws": None, "null, r < 0.7": "null",
+             "linearized, no log-det (paper code)": "linearized, no log-det", "linearized, with log-det": "linearized"}
+    for label, method in cases.items():
+        assert plots.method_of(label) == method, label
+    assert plots.method_color("SMC, K = 4", 0) == plots.PALETTE[4]
+    assert plots.method_color("my sampler", 9) == plots.color(9)
+    with pytest.raises(TypeError, match="label"):
+        plots.method_of(3)
+
+
+def test_a_method_has_its_registry_colour_in_every_chapter():
+    import importlib
+    figs = {m: importlib.import_module(f"memprior.plots.{m}") for m in TOPICS}
+    paper = plots.STYLE["paper"]["color"]
+    bars = figs["guidance"].frequency_traces(["a", "b"], [0.5, 0.5], [0.4, 0.6], 10, "paper variant")
+    assert bars[0].marker.color == plots.STYLE["lookup"]["color"] and bars[1].marker.color == paper
+    hist = figs["fwi"].ratio_traces([0.1, 0.2], [0.5, 0.9], np.linspace(0, 1, 5))  # normalized DPS = paper
+    assert hist[0].marker.color == paper and hist[1].marker.color == plots.STYLE["null"]["color"]
+    box = figs["guidance"].fig_distances({"exact": [0.0, 1e-3], "DPS ζ′=1": [0.0], "paper η=0.05": [0.05]})
+    assert [b.marker.color for b in box.data] == [plots.STYLE[m]["color"] for m in ("exact", "DPS", "paper")]
+    mis = figs["fwi"].fig_misfits({"DPS (normalized)": [1.0, 2.0], "exact": [1.5]}, 1.2, 1.0)
+    assert mis.data[0].marker.color == paper and mis.data[1].marker.color == plots.STYLE["exact"]["color"]
+
+
+def test_topic_modules_keep_no_template_or_colour_registry_of_their_own():
+    import ast
+    import importlib
+    from pathlib import Path
+    root = Path(plots.__file__).parent
+    for sub in ("plots", "widgets"):
+        for path in sorted((root.parent / sub).glob("*.py")):
+            if path.name == "__init__.py":
+                continue
+            src = path.read_text()
+            assert "pio.templates" not in src and ".layout.template" not in src, f"{sub}/{path.name}: own template"
+            for node in ast.walk(ast.parse(src)):
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                    names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                    assert "STYLE" not in names, f"{sub}/{path.name}: own STYLE registry"
+    assert importlib.import_module("memprior.plots.fwi").fig_models([("a", np.ones((2, 2)))], 0.1).layout.template \
+        == plots.template()
+
+
+def test_builders_follow_the_naming_scheme():
+    """fig_* returns a figure, twin_* the kernel-free twin of a live app, *_base the empty layout a live app
+    fills; every other public name returns something else (traces, titles, tables, data)."""
+    import importlib
+    import inspect
+    for m in TOPICS:
+        mod = importlib.import_module(f"memprior.plots.{m}")
+        for name in mod.__all__:
+            f = getattr(mod, name)
+            if not inspect.isfunction(f):
+                continue
+            returns_figure = inspect.signature(f).return_annotation in ("go.Figure", go.Figure)
+            assert returns_figure == (name.startswith(("fig_", "twin_")) or name.endswith("_base")), f"{m}.{name}"

@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy import stats
 
-from memprior.diffusion import (MemorizedDenoiser, MLPDenoiser, Schedule, commitment_step, ddim_sample, denoising_loss,
-                                ddpm_sample, terminal_sample, train_denoiser)
+from memprior.diffusion import (Guidance, MemorizedDenoiser, MLPDenoiser, Schedule, TrajectoryRecorder, commitment_step,
+                                ddim_sample, ddpm_sample, denoising_loss, sample, start_points, terminal_sample,
+                                train_denoiser)
 
 
 @pytest.fixture(autouse=True)
@@ -184,6 +185,113 @@ def test_denoiser_stable_far_from_data_and_float32():
     assert den.denoise(x.float(), 0).dtype == torch.float32
     # at t = 0 each training point (noised by sqrt(beta_0) = 0.01) is denoised to itself
     torch.testing.assert_close(den.denoise(x * s.sqrt_alpha_bar(0), 0), x, rtol=0, atol=1e-10)
+
+
+def test_memorized_denoiser_accurate_for_a_training_set_far_from_the_origin():
+    """Translation equivariance: D_{X + c}(x_t + sqrt(ab) c) = D_X(x_t) + c, with X near 0 and c = 1e4.
+
+    The expansion ||x||^2 - 2 a x.x_n + a^2 ||x_n||^2 cancels two numbers of size 1e8: it loses about 8 digits
+    (errors of 1e-9 to 1e-7 here); differences keep the error at the rounding of 1e4 (about 2e-12).
+    """
+    s = Schedule.linear()
+    g = torch.Generator().manual_seed(30)
+    x = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    c = 1e4
+    near, far = MemorizedDenoiser(x, s), MemorizedDenoiser(x + c, s)
+    for t in (5, 50, 120, 199):
+        ab = s.alpha_bar[t]
+        xt = s.q_sample(x[torch.randint(20, (64,), generator=g)], t, generator=g)
+        xt_far = xt + ab.sqrt() * c
+        assert float((far.denoise(xt_far, t) - (near.denoise(xt, t) + c)).abs().max()) < 1e-10
+        assert float((far.weights(xt_far, t) - near.weights(xt, t)).abs().max()) < 1e-9
+        # the logits themselves: -||x_t - sqrt(ab) x_n||^2 / (2 (1 - ab)) from float64 differences
+        lg_ref = -((xt[:, None, :] - ab.sqrt() * x[None]) ** 2).sum(-1) / (2 * (1 - ab))
+        assert torch.allclose(far.logits(xt_far, t), lg_ref, rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------------- the loop
+def test_sample_loop_calls_guidance_and_callback_in_order():
+    """The loop's contract, checked with an oracle denoiser and a guidance that records and shifts."""
+    s = Schedule.linear(30)
+    x0 = _data(4, 2, seed=31)
+    eps = _data(4, 2, seed=32)
+    x_T = s.q_sample(x0, 29, eps=eps)
+    calls = []
+
+    class Shift(Guidance):
+        def adjust(self, x_s, x0_hat, t, a_t, a_s):
+            calls.append(("adjust", t, float(a_t), float(a_s)))
+            return x_s + 1.0
+
+    rec = TrajectoryRecorder()
+    ts = [29, 19, 10, 0]
+    out = sample(_Oracle(x0, s), s, x_T, step="ddim", steps=4, guidance=Shift(),
+                 callback=lambda t, x, x0h: (calls.append(("callback", t)), rec(t, x, x0h)))
+    assert [c[1] for c in calls[::2]] == ts and all(c[0] == "callback" for c in calls[::2])
+    # each level's adjust sees alpha_bar of this level and of the next one (1 after the last)
+    for (kind, t, a_t, a_s), nxt in zip(calls[1::2], ts[1:] + [None]):
+        assert kind == "adjust" and a_t == float(s.alpha_bar[t])
+        assert a_s == (1.0 if nxt is None else float(s.alpha_bar[nxt]))
+    # after the last level the loop returns x0_hat, then the guidance moves it
+    torch.testing.assert_close(out, x0 + 1.0, rtol=0, atol=1e-12)
+    tr = rec.trajectory()
+    assert tr["t"].tolist() == ts and tr["x"].shape == (4, 4, 2)
+    torch.testing.assert_close(tr["x"][0], x_T)
+    # the second iterate is the DDIM step from x_T to level 19 (same noise direction), plus the shift
+    torch.testing.assert_close(tr["x"][1], s.q_sample(x0, 19, eps=eps) + 1.0, rtol=0, atol=1e-12)
+    # without guidance the same loop is ddim_sample
+    torch.testing.assert_close(sample(_Oracle(x0, s), s, x_T, steps=4), ddim_sample(_Oracle(x0, s), s, 4, x_T=x_T,
+                                                                                     steps=4))
+
+
+def test_sample_loop_ddim_eta_one_is_ddpm_in_law():
+    """DDIM with eta = 1 has DDPM's step variance, so for N = 1 both keep q(x_t | x_1) at every level."""
+    s = Schedule.linear(50)
+    x = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    den = MemorizedDenoiser(x, s)
+    M = 6000
+    for step, eta in (("ddim", 1.0), ("ddpm", 0.0)):
+        x_T = start_points(den, s, M, generator=torch.Generator().manual_seed(33))
+        rec = TrajectoryRecorder()
+        sample(den, s, x_T, step=step, eta=eta, callback=rec, generator=torch.Generator().manual_seed(34))
+        xt = rec.trajectory()["x"][50 - 1 - 20]  # level 20
+        ab = float(s.alpha_bar[20])
+        np.testing.assert_allclose(xt.std(0).numpy(), math.sqrt(1 - ab), rtol=0.05)
+        np.testing.assert_allclose(xt.mean(0).numpy(), math.sqrt(ab) * x[0].numpy(), atol=5 * math.sqrt((1 - ab) / M))
+
+
+def test_sample_loop_bad_input():
+    s = Schedule.linear(10)
+    den = MemorizedDenoiser(_data(4, 2), s)
+    x_T = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="step: must be 'ddim' or 'ddpm'"):
+        sample(den, s, x_T, step="euler")
+    with pytest.raises(ValueError, match=r"eta: must be a finite number in \[0, inf\)"):
+        sample(den, s, x_T, eta=-0.5)
+    with pytest.raises(ValueError, match="eta: DDIM's stochasticity, must be 0 with step='ddpm'"):
+        sample(den, s, x_T, step="ddpm", eta=0.5)
+    with pytest.raises(TypeError, match="guidance: expected a memprior.diffusion.Guidance"):
+        sample(den, s, x_T, guidance=lambda *a: None)
+    with pytest.raises(TypeError, match="callback: expected a callable"):
+        sample(den, s, x_T, callback=3)
+    with pytest.raises(ValueError, match=r"x_T: expected shape \[n, 2\]"):
+        sample(den, s, torch.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"steps: must be an integer in \[1, 10\]"):
+        sample(den, s, x_T, steps=11)
+    with pytest.raises(ValueError, match="trajectory: nothing recorded"):
+        TrajectoryRecorder().trajectory()
+
+    class NoTrain:
+        dim, dtype = 2, torch.float64
+
+        def denoise(self, x, t):
+            return x
+
+        def eps(self, x, t):
+            return x
+    with pytest.raises(ValueError, match=r"init: 'marginal' draws from the denoiser's training set"):
+        start_points(NoTrain(), s, 3)
+    assert start_points(NoTrain(), s, 3, init="standard", generator=torch.Generator().manual_seed(0)).shape == (3, 2)
 
 
 # --------------------------------------------------------------------------------- samplers
@@ -432,9 +540,9 @@ def test_train_denoiser_bad_input():
 
 
 # ------------------------------------------------------------------------------ figures, app
-def test_noising_app_and_twin():
+def test_noising_app_and_twin_draw_the_closed_form_by_hand():
     from memprior.plots import figure_bytes
-    from memprior.plots.diffusion import noising_twin
+    from memprior.plots.diffusion import twin_noising
     from memprior.widgets import callback_latencies
     from memprior.widgets.diffusion import noising_app
 
@@ -443,12 +551,31 @@ def test_noising_app_and_twin():
     lat = callback_latencies(app, [dict(t=t, schedule=s) for t in (0, 60, 199)
                                    for s in ("linear (paper)", "cosine")])
     assert lat.shape == (6,) and np.all(np.isfinite(lat))
-    # the app's denoiser curve is the closed form at the selected step and schedule
-    app.update(t=10, schedule="cosine")
-    curve = np.asarray(app.figure.data[2].y)
-    den = MemorizedDenoiser(torch.as_tensor(x)[:, None], Schedule.cosine(200))
-    grid = np.asarray(app.figure.data[2].x)
-    np.testing.assert_allclose(curve, den.denoise(torch.as_tensor(grid)[:, None], 10)[:, 0].numpy(), rtol=1e-6)
-    fig = noising_twin(MemorizedDenoiser(torch.as_tensor(x)[:, None], Schedule.linear()), [0, 50, 199],
-                       np.linspace(-4, 5, 200))
+
+    def reference(ab, grid):
+        """Noised density (1/N) Σ N(x; √ᾱ x_n, 1 − ᾱ), the points √ᾱ x_n, and Tweedie's E[x0 | x_t] in numpy."""
+        logk = -(grid[:, None] - np.sqrt(ab) * x[None]) ** 2 / (2 * (1 - ab))
+        w = np.exp(logk - logk.max(1, keepdims=True))
+        dens = np.exp(logk).mean(1) / np.sqrt(2 * np.pi * (1 - ab))
+        return dens, np.sqrt(ab) * x, (w / w.sum(1, keepdims=True)) @ x
+
+    # the schedules by hand: cosine ᾱ_t = f(t + 1) / f(0), f(u) = cos²((u/T + 0.008)/1.008 · π/2); linear βs
+    f = np.cos((np.arange(201) / 200 + 0.008) / 1.008 * np.pi / 2) ** 2
+    ab_cos = f[1:] / f[0]
+    ab_lin = np.cumprod(1 - np.linspace(1e-4, 0.02, 200))
+    for t, sched, ab in ((10, "cosine", ab_cos), (60, "linear (paper)", ab_lin)):
+        app.update(t=t, schedule=sched)
+        grid = np.asarray(app.figure.data[0].x, dtype=float)
+        dens, pts, x0 = reference(ab[t], grid)
+        np.testing.assert_allclose(np.asarray(app.figure.data[0].y, float), dens, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(app.figure.data[1].x, float), pts, rtol=1e-9)
+        np.testing.assert_allclose(np.asarray(app.figure.data[2].y, float), x0, rtol=1e-9, atol=1e-12)
+        assert f"ᾱ_t = {ab[t]:.3f}" in app.figure.layout.title.text
+    grid = np.linspace(-4, 5, 200)
+    fig = twin_noising(MemorizedDenoiser(torch.as_tensor(x)[:, None], Schedule.linear()), [0, 50, 199], grid)
     assert len(fig.frames) == 3 and figure_bytes(fig) < 1_500_000
+    for frame, t in zip(fig.frames, (0, 50, 199)):
+        dens, pts, x0 = reference(ab_lin[t], grid)
+        for tr, ref in ((frame.data[0], dens), (frame.data[2], x0)):  # float32 frames
+            np.testing.assert_allclose(np.asarray(tr.y, float), ref, rtol=2e-6, atol=2e-6 * np.abs(ref).max())
+        np.testing.assert_allclose(np.asarray(frame.data[1].x, float), pts, rtol=2e-6)

@@ -42,12 +42,12 @@ def test_paper_schedule_closed_form():
     assert float(lin.snr()[-1]) == pytest.approx(ab[-1] / (1 - ab[-1]), rel=1e-10)
 
 
-def test_noising_twin_at_the_chapter_settings_is_small():
+def test_twin_noising_at_the_chapter_settings_is_small():
     from memprior.plots import figure_bytes
-    from memprior.plots.diffusion import noising_twin
+    from memprior.plots.diffusion import twin_noising
 
     x1 = torch.tensor([-1.5, -0.4, 0.4, 1.2, 2.5], dtype=torch.float64)[:, None]
-    fig = noising_twin(diffusion.MemorizedDenoiser(x1, denoising.paper_schedule()),
+    fig = twin_noising(diffusion.MemorizedDenoiser(x1, denoising.paper_schedule()),
                        [0, 5, 15, 30, 50, 80, 120, 160, 199], np.linspace(-4.0, 5.0, 300))
     assert len(fig.frames) == 9 and figure_bytes(fig) < 1_500_000
 

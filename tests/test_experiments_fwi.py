@@ -19,7 +19,7 @@ from memprior.experiments import fwi as X
 torch.set_num_threads(1)
 
 # 16 x 16 grid, 1.2 Hz: ~9.7 points per wavelength at 1.45 km/s; d = 16
-SMALL = dict(n=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_samples=4, n_steps=20)
+SMALL = dict(grid=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_samples=4, n_steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +92,12 @@ def test_exact_sampler_frequencies_match_lookup_weights(exp):
 def test_dps_samplers_commit_and_land_near_training_models(exp, obs):
     N = 12
     T = exp.schedule.n_steps
-    eta = 0.05
-    r = exp.sample("dps_normalized", N, obs, n=4, eta=eta, seed=2)
+    step_size = 0.05
+    r = exp.sample("dps_normalized", N, obs, n=4, step_size=step_size, seed=2)
     assert r.u.shape == (4, 16) and torch.isfinite(r.u).all()
     assert torch.allclose(r.z, exp.training_set(N).to_z(r.u))
-    # the memorized denoiser's last output is a training model, and the final guidance step has length eta
-    assert torch.allclose(r.nearest_dist, torch.full((4,), eta, dtype=torch.float64), atol=1e-6)
+    # the memorized denoiser's last output is a training model, and the final guidance step has length step_size
+    assert torch.allclose(r.nearest_dist, torch.full((4,), step_size, dtype=torch.float64), atol=1e-6)
     assert bool(((r.commit >= 0) & (r.commit <= T - 1)).all())
     assert bool((r.misfit_per_datum > 0).all())
     c = exp.sample("dps", N, obs, n=4, zeta=0.5, seed=2)
@@ -202,7 +202,7 @@ def test_sample_runs_are_kept_per_call_and_data(exp, obs):
 def test_setting_against_least_squares_and_numpy(exp):
     s = X.setting(exp, n_show=3)
     c = exp.cfg
-    assert (s.n, s.n_src, s.n_rec, s.d, s.n_max) == (16, 3, 8, 16, 30)
+    assert (s.grid, s.n_src, s.n_rec, s.d, s.n_max) == (16, 3, 8, 16, 30)
     assert s.n_data == c.n_src * c.n_rec and s.dx_m == pytest.approx(1000 * c.dx)
     # points per wavelength: slowest velocity / (f dx), from the pool's squared slowness
     vmin = 1 / np.sqrt(exp.pool_m.numpy().max())
@@ -283,7 +283,7 @@ def test_compare_samplers_claims_and_references(exp, obs, cmp):
     # the exact sampler returns the lookup's best model every time (one-hot lookup at 5 % noise)
     assert cmp.best_weight > 0.999 and cmp.exact.on_best == 1.0 and cmp.exact.distinct == 1
     assert np.allclose(cmp.exact.v_std, 0.0) and cmp.exact.median_misfit == pytest.approx(cmp.best_misfit)
-    # DPS sits on training models; the normalized variant within exactly eta of one
+    # DPS sits on training models; the normalized variant within exactly step_size of one
     assert cmp.dps.nearest_dist.max() < 1e-3
     assert np.abs(cmp.normalized.nearest_dist - 0.05).max() < 1e-6
     # commitment: from its step on, the weight of the final model stays above 0.9
@@ -303,8 +303,8 @@ def test_compare_samplers_claims_and_references(exp, obs, cmp):
     assert again.prior_median_rank == cmp.prior_median_rank
     with pytest.raises(ValueError, match="N"):
         X.compare_samplers(exp, N=1)
-    with pytest.raises(ValueError, match="eta"):
-        X.compare_samplers(exp, N=12, eta=0.0)
+    with pytest.raises(ValueError, match="step_size"):
+        X.compare_samplers(exp, N=12, step_size=0.0)
     with pytest.raises(ValueError, match="truth"):
         X.compare_samplers(exp, N=12, truth="marmousi")
 
@@ -365,7 +365,7 @@ def test_memorization_sweep_against_numpy(exp, obs):
         p = np.mean(r < 0.7)
         assert mem.get("null_frac_r", N) == pytest.approx(p)
         assert mem.get("null_frac_r_se", N) == pytest.approx(math.sqrt(p * (1 - p) / 40))
-        # the normalized-DPS samples are training models moved by eta: both rules flag all of them
+        # the normalized-DPS samples are training models moved by step_size: both rules flag all of them
         assert mem.get("frac_q", N) == 1.0 and mem.get("frac_r", N) == 1.0
         assert mem.exp_H[i] == pytest.approx(exp.lookup(N, obs).exp_H)
         assert np.allclose(mem.nll_per_datum[i], _nll_brute_force(exp, obs, N) / obs.n_data, rtol=1e-9)
@@ -385,7 +385,7 @@ def test_mlp_comparison_small(exp):
     assert mlp.cf_frac_q.tolist() == [1.0, 1.0]
     for f in (mlp.mlp_frac_q, mlp.null_frac_q, mlp.mlp_frac_r, mlp.null_frac_r):
         assert ((f >= 0) & (f <= 1)).all()
-    # the closed form's normalized-DPS samples sit exactly eta from their training model
+    # the closed form's normalized-DPS samples sit exactly step_size from their training model
     assert np.allclose(mlp.cf_dps_dist, 0.05, atol=1e-6)
     # nearest-neighbour spacing of the smallest set, brute force (lower median)
     e = X.FWIExperiment(replace(exp.cfg, K=2, sizes=(6, 30)), show_progress=False)
@@ -400,27 +400,54 @@ def test_mlp_comparison_small(exp):
 
 
 def test_step_lengths_and_app_runs(exp, obs):
-    st = X.step_lengths(exp, N=12, etas=(0.02, 0.07), n=3, steps=6)
+    st = X.step_lengths(exp, N=12, step_sizes=(0.02, 0.07), n=3, steps=6)
     assert st.nearest.shape == (2, 3)
-    assert np.allclose(st.nearest_dist, np.array([[0.02], [0.07]]), atol=1e-6)   # exactly eta from the model
+    assert np.allclose(st.nearest_dist, np.array([[0.02], [0.07]]), atol=1e-6)   # exactly step_size from the model
     assert st.same_fraction == pytest.approx(np.mean(st.nearest[0] == st.nearest[1]))
-    runs = X.app_runs(exp, N=12, etas=(0.02, 0.07), n=3, steps=6)
+    runs = X.app_runs(exp, N=12, step_sizes=(0.02, 0.07), n=3, steps=6)
     assert set(runs) == {(12, 0.05, 0.05), (30, 0.05, 0.05), (12, 0.05, 0.02), (12, 0.05, 0.07)}
     # the app reuses the sweeps' runs instead of sampling again
-    assert runs[12, 0.05, 0.05] is exp.sample("dps_normalized", 12, obs, eta=0.05, seed=0)
+    assert runs[12, 0.05, 0.05] is exp.sample("dps_normalized", 12, obs, step_size=0.05, seed=0)
     assert np.array_equal(runs[12, 0.05, 0.07].nearest.numpy(), st.nearest[1])
-    with pytest.raises(ValueError, match="etas"):
-        X.step_lengths(exp, N=12, etas=(-0.1,))
+    with pytest.raises(ValueError, match="step_sizes"):
+        X.step_lengths(exp, N=12, step_sizes=(-0.1,))
 
 
-def test_chapter_figures_build(exp, cmp):
+def test_chapter_figures_draw_numpy_summaries_of_the_runs(exp, obs, cmp):
     from memprior.plots import fwi as figs
+
+    def z(tr):
+        return np.asarray(tr.z, dtype=float).T  # heatmap rows are depths: back to [nx, nz]
+
     s = X.setting(exp)
-    assert len(figs.fig_setting(s).data) == 8
-    assert len(figs.fig_pairs(cmp).data) == 2 * 4
-    assert len(figs.fig_sample_misfits(cmp).data) == 3 + 2
+    fs = figs.fig_setting(s)
+    assert len(fs.data) == 8
+    for tr, v in zip(fs.data, s.velocities):
+        np.testing.assert_allclose(z(tr), v, rtol=1e-6)
+    # the first four normalized-DPS samples above the training model nearest to each (numpy argmin in u)
+    r = cmp.normalized
+    ts = exp.training_set(12)
+    near = np.argmin(((r.u[:, None, :] - ts.u.numpy()[None]) ** 2).sum(-1), axis=1)
+    fp = figs.fig_pairs(cmp)
+    assert len(fp.data) == 2 * 4
+    for j in range(4):
+        np.testing.assert_allclose(z(fp.data[j]), r.v[j], rtol=1e-6)
+        np.testing.assert_allclose(z(fp.data[4 + j]), 1 / np.sqrt(ts.m[near[j]].numpy()), rtol=1e-6)
+    # misfit per datum of every sample, from a fresh wave solve of its velocity: sum |d_obs - F(1/v^2)|^2 / (sigma^2 n)
+    fm = figs.fig_sample_misfits(cmp)
+    assert len(fm.data) == 3 + 2
+    for tr, run in zip(fm.data, cmp.runs):
+        ref = [np.sum(np.abs(obs.d_obs.numpy() - exp.solver.forward(1 / v ** 2, exp.cfg.freq, exp.acq)) ** 2)
+               / (obs.sigma_d ** 2 * obs.n_data) for v in run.v]
+        np.testing.assert_allclose(np.asarray(tr.y, dtype=float), ref, rtol=1e-5)
     assert len(figs.fig_commitment_paths(cmp).data) == 2 * exp.cfg.n_samples
-    assert len(figs.fig_means(cmp).data) == 5 and len(figs.fig_stds(cmp).data) == 3
+    # pointwise sample mean and standard deviation (n - 1) of each sampler's velocities
+    fmean, fstd = figs.fig_means(cmp), figs.fig_stds(cmp)
+    assert len(fmean.data) == 5 and len(fstd.data) == 3
+    np.testing.assert_allclose(z(fmean.data[0]), cmp.truth_v, rtol=1e-6)
+    for k, run in enumerate(cmp.runs):
+        np.testing.assert_allclose(z(fmean.data[2 + k]), run.v.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(z(fstd.data[k]), run.v.std(0, ddof=1), rtol=1e-5, atol=1e-7)
     lin = X.linearized_sweep(exp, N=12, sigmas=(1e-3, 0.1))
     assert len(figs.fig_linearized_sweep(lin).data) == 5
     mem = X.memorization_sweep(exp, n_fresh=40)

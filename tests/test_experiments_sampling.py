@@ -221,7 +221,7 @@ def test_sweep_helpers(dps, paper):
     assert list(s) == list(S.PROBLEMS) and np.array_equal(s[SQ]["tv"], dps.tv[SQ])
     # share_at against a direct count
     d = paper.distances[CU]
-    want = np.array([np.mean(np.abs(d[j] - e) < 1e-6) for j, e in enumerate(S.ETAS)])
+    want = np.array([np.mean(np.abs(d[j] - e) < 1e-6) for j, e in enumerate(S.STEP_SIZES)])
     np.testing.assert_array_equal(paper.share_at(CU), want)
     np.testing.assert_array_equal(paper.share_at(SQ, 0.0), (paper.distances[SQ] < 1e-6).mean(1))
 
@@ -235,7 +235,7 @@ def test_paper_variant_claims(exact, dps, paper):
     assert paper.tv[CU].max() < dps.tv[CU].max()           # more forgiving than DPS on the cubic problem
     assert paper.tv[PE].min() < 1e-3                        # exactly right at the best eta
     for k in S.PROBLEMS:
-        np.testing.assert_allclose(np.median(paper.distances[k], 1), S.ETAS, atol=1e-9)
+        np.testing.assert_allclose(np.median(paper.distances[k], 1), S.STEP_SIZES, atol=1e-9)
     j = int(paper.tv[PE].argmax())
     assert paper.tv[PE].max() > paper.tv[PE].min() + 3 * paper.se[PE][j]
     assert (paper.tv[SQ] > exact.floor[SQ] + 3 * paper.se[SQ]).all()
@@ -271,8 +271,8 @@ def test_summary_table(exact, dps, plugin, paper, smc):
     from memprior.plots.guidance import summary_table
     html = summary_table(tab).data
     assert html.count("<tr>") == 9 and "0.030&nbsp;±&nbsp;0.017" in html and "(ζ′ = 0.03)" in html
-    with pytest.raises(ValueError, match="eta"):
-        S.summary(exact, dps, plugin, paper, smc, eta=0.07)
+    with pytest.raises(ValueError, match="step_size"):
+        S.summary(exact, dps, plugin, paper, smc, step_size=0.07)
     with pytest.raises(TypeError, match="dps"):
         S.summary(exact, exact, plugin, paper, smc)
 
@@ -289,7 +289,7 @@ def test_summary_table(exact, dps, plugin, paper, smc):
     (lambda: S.exact_runs(schedule="linear"), TypeError, "schedule"),
     (lambda: S.dps_sweep(zetas=[]), ValueError, "zetas"),
     (lambda: S.dps_sweep(zetas=[0.1, -1.0]), ValueError, "zetas"),
-    (lambda: S.paper_sweep(etas=[float("nan")]), ValueError, "etas"),
+    (lambda: S.paper_sweep(step_sizes=[float("nan")]), ValueError, "step_sizes"),
     (lambda: S.plugin_runs(zeta=0.0), ValueError, "zeta"),
     (lambda: S.smc_sweep(particles=[0]), ValueError, "particles"),
     (lambda: S.smc_sweep(n_samples={CU: 10}), ValueError, "n_samples"),

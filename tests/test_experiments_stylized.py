@@ -229,7 +229,7 @@ def test_components_sweep_claims(sweep):
     assert (np.diff(sweep.sigma_crit) < 0).all()                # denser set: smaller sigma_crit
     assert (sweep.crit_ratio[:, 0] < 1.2).all() and (sweep.crit_ratio[:, 1] > 1.2).all()
     c100 = sweep.curve(100)
-    i1 = sweep.nearest(1.0)
+    i1 = sweep.sigma_index(1.0)
     assert abs(sweep.sigma[i1] - 1.0) < 0.2
     assert c100.modes[i1] == 1 and c100.exact[i1] > 30          # one mode, dozens of components
     assert c100.modes[0] > c100.exact[0]                         # tiny sigma: more modes than exp(H)

@@ -183,8 +183,8 @@ def test_chapter_sliders_fit_the_figure_budget(chapter_problem):
     fields = [np.real(solver.wavefield(m_true, f, acq.sources[2])) for f in freqs]
     pts = {"source": acq.sources[2:3], "receivers": acq.receivers}
     x, z = solver.x, solver.z
-    slider = figs.frequency_slider(fields, freqs, x, z, points=pts)
-    anim = figs.phase_animation(solver.wavefields(m_true, 4.0, acq)[2], x, z, n_phase=16, points=pts)
+    slider = figs.twin_frequency(fields, freqs, x, z, points=pts)
+    anim = figs.fig_phase_animation(solver.wavefields(m_true, 4.0, acq)[2], x, z, n_phase=16, points=pts)
     assert max(plots.figure_bytes(slider), plots.figure_bytes(anim)) < 1.5e6
 
 

@@ -2,18 +2,20 @@
 map, sampler tools), on a small grid.  The experiment built on it is tested in test_experiments_fwi.py."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
 from memprior import fwi, metrics
 from memprior import velocity as V
-from memprior.diffusion import MemorizedDenoiser, Schedule, ddim_sample
+from memprior.diffusion import MemorizedDenoiser, Schedule, TrajectoryRecorder, ddim_sample
 from memprior.experiments.fwi import FWIExperiment
 
 torch.set_num_threads(1)
 
 # 16 x 16 grid, 1.2 Hz: ~9.7 points per wavelength at 1.45 km/s; d = 16
-SMALL = dict(n=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_samples=4, n_steps=20)
+SMALL = dict(grid=16, npml=6, freq=1.2, n_src=3, n_rec=8, K=4, sizes=(12, 30), n_samples=4, n_steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +42,15 @@ def test_config_validation():
         fwi.FWIConfig(**{**SMALL, "sizes": (1, 30)})
     with pytest.raises(ValueError, match="npml"):
         fwi.FWIConfig(**{**SMALL, "npml": 2})
+    with pytest.raises(ValueError, match=r"grid: must be an integer in \[8, "):  # grid points per side
+        fwi.FWIConfig(**{**SMALL, "grid": 4})
     with pytest.raises(ValueError, match="grid"):
         fwi.FWIConfig.paper(grid=100)
     p = fwi.FWIConfig.paper()
-    assert (p.n, p.npml, p.freq, p.n_src, p.n_rec, p.n_steps) == (64, 10, 4.0, 5, 40, 200)
+    assert (p.grid, p.npml, p.freq, p.n_src, p.n_rec, p.n_steps) == (64, 10, 4.0, 5, 40, 200)
     assert math.isclose(p.dx, 2.0 / 64)
     p2 = fwi.FWIConfig.paper(200)
-    assert (p2.n, p2.npml, p2.freq, p2.n_src, p2.n_rec) == (200, 30, 6.0, 15, 196)
+    assert (p2.grid, p2.npml, p2.freq, p2.n_src, p2.n_rec) == (200, 30, 6.0, 15, 196)
     assert math.isclose(p2.dx, 0.01)
     with pytest.raises(TypeError, match="config"):
         FWIExperiment(config=dict(SMALL))
@@ -173,6 +177,11 @@ def test_forward_cache_and_fresh_solves_agree(exp):
     nocache = fwi.KLForward(exp.solver, exp.acq, exp.cfg.freq, exp.basis, ts.mu, ts.s)
     fresh = nocache(ts.u[:3])
     assert torch.allclose(cached, fresh, rtol=1e-10, atol=1e-14)
+    # data_dim: the length of a real-stacked datum, [Re d, Im d] of the n_src x n_rec complex data
+    assert fresh.shape == (3, fwd.data_dim) and fwd.data_dim == 2 * exp.cfg.n_src * exp.cfg.n_rec
+    assert fwd.data_dim == 2 * exp.observe(exp.truth("lens")).n_data
+    with pytest.raises(ValueError, match=rf"cache: expected \(\[N, {fwd.dim}\], \[N, {fwd.data_dim}\]\)"):
+        fwi.KLForward(exp.solver, exp.acq, exp.cfg.freq, exp.basis, ts.mu, ts.s, cache=(ts.u[:2], fresh[:2, :-1]))
 
 
 def test_forward_gradient_and_jacobian(exp, obs):
@@ -188,29 +197,33 @@ def test_forward_gradient_and_jacobian(exp, obs):
         fd = (fwd(u0 + e) - fwd(u0 - e)) / (2 * h)
         assert torch.allclose(J[:, :, a], fd, rtol=1e-5, atol=1e-7 * float(fd.abs().max()))
     # autograd (adjoint state) against the Jacobian: grad of <v, F(u)> = J^T v
-    v = torch.randn(2, fwd.m, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    v = torch.randn(2, fwd.data_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     u = u0.clone().requires_grad_(True)
     (g,) = torch.autograd.grad((fwd(u) * v).sum(), u)
     assert torch.allclose(g, torch.einsum("bmd,bm->bd", J, v), rtol=1e-8, atol=1e-10 * float(g.abs().max()))
 
 
 # ----------------------------------------------------------------------------- sampler tools
-def test_recording_denoiser_trajectory():
+def test_commitment_steps_and_curves_on_a_recorded_trajectory():
     x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sch = Schedule.linear(30)
     den = MemorizedDenoiser(x, sch)
-    rec = fwi.RecordingDenoiser(den)
-    out = ddim_sample(rec, sch, 5, generator=torch.Generator().manual_seed(1))
+    rec = TrajectoryRecorder()  # a sampler callback, as the experiment records its DPS runs
+    out = ddim_sample(den, sch, 5, generator=torch.Generator().manual_seed(1), callback=rec)
     tr = rec.trajectory()
-    assert tr["t"].tolist() == list(range(29, -1, -1))
-    assert tr["x"].shape == (30, 5, 3)
-    assert rec.dim == 3 and rec.n == 6  # delegated attributes
-    steps = fwi.commitment_steps(den, tr)
-    assert bool(((steps >= -1) & (steps <= 29)).all())
+    assert tr["t"].tolist() == list(range(29, -1, -1)) and tr["x"].shape == (30, 5, 3)
     # samples of the memorized denoiser are training points
     assert float(torch.cdist(out, x).min(1).values.max()) < 1e-8
-    with pytest.raises(ValueError, match="record"):
-        fwi.RecordingDenoiser(den).trajectory()
+    steps = fwi.commitment_steps(den, tr)
+    curves = fwi.commitment_curves(den, tr)  # [S, n], levels noisiest first
+    assert curves.shape == (30, 5)
+    # the definition: from the commitment level down, the final point's weight stays above 0.9; one level
+    # earlier it did not
+    for j, c in enumerate(steps.tolist()):
+        assert c >= 0
+        assert bool((curves[29 - c:, j] > 0.9).all())
+        if c < 29:
+            assert float(curves[29 - c - 1, j]) <= 0.9
 
 
 def test_schedule_keeps_paper_terminal_level():
@@ -239,23 +252,45 @@ def test_commitment_curves_consistent_with_steps(exp, obs):
         fwi.commitment_curves(object(), r.trajectory)
 
 
-def test_plots_and_app_build(exp, obs):
+def test_figures_draw_models_misfits_and_ratios_and_the_app_runs(exp, obs):
     from memprior.plots import fwi as pf
     from memprior.widgets import fwi as wf
     ts = exp.training_set(12)
-    fig = pf.fig_models([("a", V.m_to_v(ts.m[0])), ("b", V.m_to_v(ts.m[1]))], exp.cfg.dx, cols=2)
+    v = [1 / np.sqrt(ts.m[k].numpy()) for k in (0, 1)]  # km/s from squared slowness in s²/km²
+    fig = pf.fig_models([("a", v[0]), ("b", v[1])], exp.cfg.dx, cols=2)
     assert len(fig.data) == 2
+    for tr, vk in zip(fig.data, v):  # heatmap rows are depths; nodes at i dx km
+        np.testing.assert_allclose(np.asarray(tr.z, dtype=float), vk.T, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(tr.x, dtype=float), exp.cfg.dx * np.arange(16), rtol=1e-6)
+    assert fig.layout.coloraxis.cmin == pytest.approx(min(a.min() for a in v))  # one shared colour scale
+    assert fig.layout.coloraxis.cmax == pytest.approx(max(a.max() for a in v))
     with pytest.raises(ValueError, match="panels"):
         pf.fig_models([], 0.1)
     lk = exp.lookup(12, obs)
+    # the lookup's misfits from fresh wave solves of two training models: sum |d_obs - F(m)|^2 / sigma_d^2
+    for k in (0, 5):
+        d = exp.solver.forward(ts.m[k].numpy(), exp.cfg.freq, exp.acq)
+        assert float(lk.nll[k]) == pytest.approx(np.sum(np.abs(obs.d_obs.numpy() - d) ** 2) / obs.sigma_d ** 2,
+                                                  rel=1e-8)
+    w = np.exp(-(lk.nll.numpy() - lk.nll.numpy().min()))  # complex Gaussian noise: weights ∝ exp(-nll)
+    w /= w.sum()
+    assert lk.exp_H == pytest.approx(np.exp(-np.sum(w[w > 0] * np.log(w[w > 0]))), rel=1e-9)
     mem = exp.memorization(ts.z[:3], 12, exp.fresh_models(10))
     tw = pf.twin_sizes({12: {"nll_per_datum": lk.nll / obs.n_data, "r": mem["r"], "null_r": mem["null_r"],
                              "exp_h": lk.exp_H}})
     assert len(tw.frames) == 1
+    fr = tw.frames[0].data
+    np.testing.assert_allclose(np.asarray(fr[0].y, dtype=float), np.sort(lk.nll.numpy()) / obs.n_data, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fr[0].x, dtype=float), np.arange(1, 13))
+    for tr, vals in zip(fr[2:4], (mem["r"], mem["null_r"])):  # histograms: fraction per bin of width 0.04
+        vals = np.asarray(vals, dtype=float)
+        h, _ = np.histogram(vals, bins=np.linspace(0, 1, 26))
+        np.testing.assert_allclose(np.asarray(tr.y, dtype=float), h / vals.size, rtol=1e-6, atol=1e-7)
+    assert f"exp(H) = {lk.exp_H:.3f}" in tw.frames[0].layout.title.text
     html = pf.html_table([{"a": 1.23456, "b": "x<y"}]).data
     assert "1.23" in html and "x&lt;y" in html
     state = wf.AppState(exp, exp.truth("lens"), n=2, steps=3)
-    app = wf.fwi_app(state, sizes=(12, 30), noises=(0.05, 0.1), etas=(0.05,))
+    app = wf.fwi_app(state, sizes=(12, 30), noises=(0.05, 0.1), step_sizes=(0.05,))
     assert "N = 30" in app.figure.layout.title.text  # initial setting: the second size and noise
     app.update(N=12, noise=0.05)
     assert "N = 12" in app.figure.layout.title.text

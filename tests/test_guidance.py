@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from memprior import guidance as G
-from memprior.diffusion import MemorizedDenoiser, Schedule
+from memprior.diffusion import MemorizedDenoiser, Schedule, TrajectoryRecorder, ddim_sample, sample, terminal_sample
+from memprior.metrics import nearest
 from memprior.posterior import lookup_weights
 
 torch.set_num_threads(1)
@@ -67,7 +68,7 @@ def test_exact_posterior_denoiser_with_ddpm_ddim_steps_is_close(method):
     w = lookup_weights(square, XJ, YJ, 0.5)
     s, k = G.exact_posterior_sample(XJ, square, YJ, 0.5, Schedule.linear(200), 2000, gen(3), method=method,
                                     return_index=True)
-    _, dist = G.nearest_training_point(s, XJ)
+    dist = nearest(s, XJ).distance
     assert float(dist.max()) < 1e-6  # lands on training points
     est = G.tv_to_weights(s, XJ, w, generator=gen(4))
     assert est.tv < est.floor + 4 * est.se + 0.02
@@ -201,25 +202,25 @@ def test_dps_gradient_goes_through_memorized_denoiser():
     den = MemorizedDenoiser(X1, sch)
     s, info = G.dps_sample(den, sch, cubic, torch.zeros(1), 0.3, 200, zeta=0.05, generator=gen(14),
                            return_info=True)
-    _, dist = G.nearest_training_point(s, X1)
+    dist = nearest(s, X1).distance
     assert float(dist.max()) < 1e-6
     assert float(info["step"][-1].max()) < 1e-6
     assert info["residual"].shape == (200, 200)
 
 
 # ----------------------------------------------------------------------------- the paper's variant
-def test_normalized_variant_final_step_has_length_eta():
+def test_normalized_variant_final_step_has_length_step_size():
     sch = Schedule.linear(200)
     den = MemorizedDenoiser(X2, sch)
     y = pentagon_forward(0.7 * X2[:1])[0]
-    for eta in (0.02, 0.07):
-        s, info = G.dps_normalized_sample(den, sch, pentagon_forward, y, 300, eta=eta, generator=gen(15),
+    for step_size in (0.02, 0.07):
+        s, info = G.dps_normalized_sample(den, sch, pentagon_forward, y, 300, step_size=step_size, generator=gen(15),
                                           return_info=True)
         step = (s - info["x0_hat"]).norm(dim=1)
-        assert torch.allclose(step, torch.full_like(step, eta), atol=1e-12)
-        # the memorized denoiser's last output is a training point, so samples sit eta away from one
-        _, dist = G.nearest_training_point(s, X2)
-        assert torch.allclose(dist, torch.full_like(dist, eta), atol=1e-8)
+        assert torch.allclose(step, torch.full_like(step, step_size), atol=1e-12)
+        # the memorized denoiser's last output is a training point, so samples sit step_size away from one
+        dist = nearest(s, X2).distance
+        assert torch.allclose(dist, torch.full_like(dist, step_size), atol=1e-8)
 
 
 def test_normalized_variant_single_step_by_hand():
@@ -228,16 +229,53 @@ def test_normalized_variant_single_step_by_hand():
     A = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=torch.float64)
     y = torch.tensor([1.0, 0.3], dtype=torch.float64)
     x_T = torch.tensor([[0.2, -0.3], [1.0, 2.0]], dtype=torch.float64)
-    out = G.dps_normalized_sample(den, sch, lambda x: x @ A.T, y, 2, eta=0.05, x_T=x_T)
+    out = G.dps_normalized_sample(den, sch, lambda x: x @ A.T, y, 2, step_size=0.05, x_T=x_T)
     x0 = den.denoise(x_T, 0)
     g = -2 * (y - x0 @ A.T) @ A  # gradient in x0_hat
     assert torch.allclose(out, x0 - 0.05 * g / g.norm(dim=1, keepdim=True), atol=1e-13)
 
 
+# ----------------------------------------------------------------------------- guidance objects in the one loop
+def test_exact_guidance_is_the_posterior_denoiser_in_the_loop():
+    # two routes to the same sampler: the exact reweighting as a guidance of the prior's denoiser, and DDIM with
+    # the posterior denoiser (prior logits + log-likelihood) as the denoiser
+    sch = Schedule.linear(60)
+    ll = G.log_likelihoods(cubic, X1, torch.tensor([0.5]), 0.4)
+    x_T = G.posterior_terminal_sample(X1, sch, ll, 50, gen(24))
+    a = sample(MemorizedDenoiser(X1, sch), sch, x_T, guidance=G.ExactGuidance(ll, draw=False))
+    b = ddim_sample(G.PosteriorDenoiser(X1, sch, ll), sch, 50, x_T=x_T)
+    assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    # the ancestral draw ends on the drawn training points
+    guide = G.ExactGuidance(ll, draw=True, generator=gen(25))
+    c = sample(MemorizedDenoiser(X1, sch), sch, x_T, step="ddpm", guidance=guide, generator=gen(25))
+    assert torch.equal(c, X1[guide.index])
+    with pytest.raises(TypeError, match="denoiser: the exact reweighting needs a memprior.diffusion.MemorizedDenoiser"):
+        sample(GaussianDenoiser(torch.zeros(1, dtype=torch.float64), 1.0, sch), sch, x_T, guidance=guide)
+    with pytest.raises(ValueError, match=r"log_lik: expected shape \[5\]"):
+        sample(MemorizedDenoiser(X1, sch), sch, x_T, guidance=G.ExactGuidance(ll[:3]))
+
+
+def test_dps_records_its_trajectory_through_the_callback():
+    sch = Schedule.linear(40)
+    den = MemorizedDenoiser(X1, sch)
+    rec = TrajectoryRecorder()
+    x_T = terminal_sample(X1, sch, 30, gen(26))
+    s, info = G.dps_sample(den, sch, cubic, torch.zeros(1), 0.3, 30, zeta=0.05, generator=gen(27), x_T=x_T,
+                           return_info=True, callback=rec)
+    tr = rec.trajectory()
+    assert tr["t"].tolist() == list(range(39, -1, -1)) and torch.equal(tr["x"][0], x_T)
+    assert torch.equal(tr["x0_hat"][-1], info["x0_hat"])
+    # every recorded clean estimate is the denoiser's output at the recorded iterate
+    for k in (0, 17, 39):
+        assert torch.allclose(tr["x0_hat"][k], den.denoise(tr["x"][k], int(tr["t"][k])), rtol=0, atol=1e-12)
+    # the last step: x = x0_hat minus the guidance step, whose length info records
+    assert torch.allclose((s - info["x0_hat"]).norm(dim=1), info["step"][-1], rtol=0, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- diagnostics
 def test_nearest_tv_and_frequencies():
     s = torch.tensor([[-1.4], [-0.3], [0.5], [0.45], [3.0]], dtype=torch.float64)
-    idx, dist = G.nearest_training_point(s, X1)
+    dist, idx = nearest(s, X1)  # one nearest-neighbour search: memprior.metrics.nearest, (distance, index)
     assert idx.tolist() == [0, 1, 2, 2, 4]
     assert torch.allclose(dist, torch.tensor([0.1, 0.1, 0.1, 0.05, 0.5], dtype=torch.float64))
     f = G.assignment_frequencies(s, X1)
@@ -279,8 +317,8 @@ def test_bad_input():
         G.smc_sample(X1, cubic, y, float("nan"), sch, 10)
     with pytest.raises(ValueError, match="zeta"):
         G.dps_sample(den, sch, cubic, y, 0.3, 10, zeta=0.0)
-    with pytest.raises(ValueError, match="eta"):
-        G.dps_normalized_sample(den, sch, cubic, y, 10, eta=-0.1)
+    with pytest.raises(ValueError, match=r"step_size: must be a finite number in \(0, inf\)"):
+        G.dps_normalized_sample(den, sch, cubic, y, 10, step_size=-0.1)
     with pytest.raises(ValueError, match="n:"):
         G.exact_posterior_sample(X1, cubic, y, 0.3, sch, 0)
     with pytest.raises(ValueError, match="n:"):
@@ -314,7 +352,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="forward"):
         G.smc_sample(X1, 3.0, y, 0.3, sch, 10)
     with pytest.raises(ValueError, match="samples"):
-        G.nearest_training_point(torch.zeros(3, 2), X1)
+        G.assignment_frequencies(torch.zeros(3, 2), X1)
     with pytest.raises(ValueError, match="weights"):
         G.tv_to_weights(X1, X1, torch.ones(3) / 3)
     with pytest.raises(ValueError, match="p"):
@@ -346,16 +384,46 @@ def test_noisy_likelihoods_jensen_gap():
     assert abs(float(mc) - float(G.noisy_likelihoods(XJ, square, YJ, gamma, sch, xt, 120)[0])) < 0.01
 
 
-def test_step_size_app_updates_frequencies():
+def test_step_size_app_shows_lookup_weights_and_unguided_prior_frequencies():
+    import re
+
+    import numpy as np
+    from scipy import stats
+
     from memprior.posterior import stylized_1d
     from memprior.widgets import callback_latencies
     from memprior.widgets.guidance import benchmark_settings, step_size_app
 
-    app = step_size_app(stylized_1d(), Schedule.linear(200), n=64, steps=20, live=False)
+    n = 256
+    app = step_size_app(stylized_1d(), Schedule.linear(200), n=n, steps=20, live=False)
     lat = callback_latencies(app, benchmark_settings())
     assert lat.shape == (8,)
+    # the exact bars: softmax(-F(x_n)^2 / 2 gamma^2), F(x) = x + 0.3 x^3, y = 0, gamma = 0.3
+    xn = X1[:, 0].numpy()
+    logw = -(xn + 0.3 * xn ** 3) ** 2 / (2 * 0.09)
+    w = np.exp(logw - logw.max()) / np.exp(logw - logw.max()).sum()
+    np.testing.assert_allclose(np.asarray(app.figure.data[0].y, dtype=float), w, rtol=1e-9, atol=1e-15)
+
+    def shown():
+        f = np.asarray(app.figure.data[1].y, dtype=float)
+        counts = np.round(f * n)
+        np.testing.assert_allclose(counts, f * n, atol=1e-9)  # frequencies of n samples
+        np.testing.assert_allclose(app.figure.data[1].error_y.array, np.sqrt(f * (1 - f) / n), rtol=1e-9)
+        tv = float(re.search(r"total variation ([0-9.]+)", app.figure.layout.title.text).group(1))
+        assert tv == pytest.approx(0.5 * np.abs(f - w).sum(), abs=1e-3)  # the title's TV is the bars'
+        return counts, tv
+
+    # the paper variant with a vanishing step eta leaves the memorized prior: every training point equally
+    # often (chi-square), far from the lookup weights (the points at ±0.4 carry almost all their mass) ...
+    app.update(sampler="paper variant (normalized)", log10_step=-2.5)
+    counts, tv = shown()
+    assert counts.sum() == n and stats.chisquare(counts).pvalue > 1e-3
+    assert stats.chisquare(counts, n * np.maximum(w, 1e-12)).pvalue < 1e-6 and tv > 0.4
+    # ... and with eta = 10^-0.5 the samples sit on those two points
+    app.update(log10_step=-0.5)
+    counts, tv = shown()
+    assert counts[1] + counts[2] == n and tv < 0.1
     app.update(sampler="DPS (Chung et al.)", log10_step=-1.5)
-    f = app.figure.data[1].y
-    assert abs(sum(f) - 1) < 1e-9 and "total variation" in app.figure.layout.title.text
+    shown()
     with pytest.raises(TypeError, match="live"):
         step_size_app(stylized_1d(), live="yes")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from memprior.metrics import (D1D2_THRESHOLD, PAPER_THRESHOLD, d1_d2, memorized_fraction, nearest, nn_ratio,
+from memprior.metrics import (D1D2_THRESHOLD, PAPER_THRESHOLD, Nearest, d1_d2, memorized_fraction, nearest, nn_ratio,
                               null_baseline, sorted_distances)
 
 X = torch.tensor([[0.0], [1.0], [3.0], [6.0]], dtype=torch.float64)
@@ -77,6 +77,36 @@ def test_d1_d2_null_for_a_poisson_cloud():
         assert stats.kstest((q ** d).numpy(), "uniform").pvalue > 1e-3
 
 
+def test_nearest_order_exactness_and_errors():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    s = torch.randn(25, 3, generator=g, dtype=torch.float64)
+    out = nearest(s, x)
+    assert isinstance(out, Nearest) and out._fields == ("distance", "index")
+    d, i = out  # unpacks as (distance, index)
+    assert d is out.distance and i is out.index and i.dtype == torch.long
+    ref = np.linalg.norm(s.numpy()[:, None] - x.numpy()[None], axis=-1)  # independent brute force
+    np.testing.assert_array_equal(i.numpy(), ref.argmin(1))
+    np.testing.assert_allclose(d.numpy(), ref.min(1), rtol=1e-13)
+    # far from the origin, a sample on a training point is at distance exactly 0 (differences, not the
+    # expansion |s|^2 + |x|^2 - 2 s.x, which loses everything to cancellation there)
+    far = 1e4 + x
+    d0, i0 = nearest(far[[7, 3]], far)
+    assert d0.tolist() == [0.0, 0.0] and i0.tolist() == [7, 3]
+    # ties go to the first row; one training point is enough; int input is accepted
+    d1, i1 = nearest([[0.5]], [[0.0], [1.0]])
+    assert i1.tolist() == [0] and d1.tolist() == [0.5]
+    assert nearest(s, x[:1]).index.eq(0).all()
+    with pytest.raises(ValueError, match=r"samples: expected shape \[B, 3\]"):
+        nearest(torch.zeros(2, 2), x)
+    with pytest.raises(ValueError, match="samples: need at least one row"):
+        nearest(torch.zeros(0, 3), x)
+    with pytest.raises(ValueError, match="x_train: the training set is empty"):
+        nearest(s, torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="samples"):
+        nearest(torch.zeros(3), x)
+
+
 def test_extremes_no_nan():
     x = torch.zeros(3, 2, dtype=torch.float64)  # all training points coincide
     r = nn_ratio(torch.zeros(2, 2, dtype=torch.float64), x)
@@ -113,7 +143,7 @@ def test_bad_input():
 
 def test_memorization_report():
     from memprior.metrics import MemorizationReport, memorization_report
-    from memprior.plots.diffusion import memorization_report_figure
+    from memprior.plots.diffusion import fig_memorization_report
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(40, 6, generator=g, dtype=torch.float64)
@@ -133,7 +163,7 @@ def test_memorization_report():
     # the gallery: the 2 most and the 2 least memorized samples, each with its nearest training point
     r = nn_ratio(copies, x).numpy()
     np.testing.assert_allclose(np.sort(rep.pair_ratios), np.sort(np.concatenate([np.sort(r)[:2], np.sort(r)[-2:]])))
-    fig = memorization_report_figure(rep)
+    fig = fig_memorization_report(rep)
     pairs = [tr for tr in fig.data if tr.type == "scatter"]
     assert len(pairs) == 8
     for a, b in zip(pairs[0::2], pairs[1::2]):
@@ -141,9 +171,9 @@ def test_memorization_report():
         np.testing.assert_allclose(np.asarray(b.y), x[int(i)].numpy(), rtol=1e-6)
     # images instead of profiles, and no null
     rep = memorization_report(copies, x, n_pairs=2)
-    fig = memorization_report_figure(rep, image_shape=(2, 3))
+    fig = fig_memorization_report(rep, image_shape=(2, 3))
     assert len(rep.rows) == 1 and sum(tr.type == "heatmap" for tr in fig.data) == 2
     with pytest.raises(ValueError, match="image_shape"):
-        memorization_report_figure(rep, image_shape=(4, 4))
+        fig_memorization_report(rep, image_shape=(4, 4))
     with pytest.raises(ValueError, match="fresh"):
         memorization_report(copies, x, fresh=torch.zeros(3, 5))

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from memprior.mixture import GaussianMixturePrior, pairwise_sq_dists
+from memprior.mixture import GaussianMixturePrior, gaussian_logits, pairwise_sq_dists
 
 torch.set_num_threads(1)
 D64 = torch.float64
@@ -93,6 +93,23 @@ def test_pairwise_sq_dists_chunked_matches_direct():
     c = _train(800, 2, seed=2)
     ref = torch.cdist(x, c) ** 2
     torch.testing.assert_close(pairwise_sq_dists(x, c), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_gaussian_logits_closed_form_and_far_from_the_origin():
+    from scipy import stats
+
+    x, c = _train(6, 3, seed=3), _train(4, 3, seed=4)
+    var = 0.7
+    ref = torch.tensor([[stats.multivariate_normal(cn.numpy(), var * torch.eye(3, dtype=torch.float64).numpy()).logpdf(xb.numpy())
+                         for cn in c] for xb in x], dtype=torch.float64)
+    torch.testing.assert_close(gaussian_logits(x, c, var, normalized=True), ref, rtol=1e-12, atol=1e-12)
+    # unnormalized: the same up to the constant; a 0-d tensor variance gives the same numbers
+    const = -1.5 * math.log(2 * math.pi * var)
+    torch.testing.assert_close(gaussian_logits(x, c, var), ref - const, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gaussian_logits(x, c, torch.tensor(var, dtype=torch.float64), normalized=True), ref)
+    # translation invariance at 1e6 from the origin, where |x|^2 - 2 x.c + |c|^2 would cancel 1e12-sized terms
+    far = gaussian_logits(x + 1e6, c + 1e6, var)
+    assert float((far - (ref - const)).abs().max()) < 1e-8
 
 
 def test_float32_supported():

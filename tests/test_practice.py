@@ -258,29 +258,72 @@ def test_datum_app_update_moves_posterior_and_line():
         datum_app(_app_priors(), torch.ones(2), 0.3, _ref_sampler, y_range=(1.0, 0.0), live=False)
 
 
-def test_figures_build_with_expected_frames():
+def _xy(trace):
+    return np.stack([np.asarray(trace.x, dtype=float), np.asarray(trace.y, dtype=float)], 1)
+
+
+def assert_points(trace, pts):
+    """A scatter trace draws exactly these [n, 2] points (to float32 precision)."""
+    np.testing.assert_allclose(_xy(trace), np.asarray(pts, dtype=float), rtol=1e-6, atol=1e-6)
+
+
+def assert_on_line(trace, a, yv):
+    """The drawn segment lies on a · x = y."""
+    xy = _xy(trace)
+    assert len(xy) >= 2 and np.ptp(xy[:, 0]) > 1.0
+    np.testing.assert_allclose(xy @ np.asarray(a, dtype=float), yv, rtol=0, atol=1e-12)
+
+
+def test_figures_draw_each_frames_samples_and_the_data_line():
     from memprior.plots import figure_bytes
     from memprior.plots import practice as pp
     x, y, gamma, ref = _problem()
     prior = torch.randn(200, 2, generator=gen(22), dtype=torch.float64)
     post = prior[:50]
-    twin = pp.training_twin(x, [(prior, post)] * 3, ["1", "2", "3"], ["a", "b", "c"], line=([1.0, 1.0], 1.0))
+    a = [0.5, 2.0]  # a[0] != 1 and a[0] != a[1]: a swapped or dropped coefficient moves the line
+    # every frame shows its own samples (frame k: prior + k, posterior scaled by k + 1), then x_train, then the line
+    frames = [(prior + k, post * (k + 1)) for k in range(3)]
+    twin = pp.fig_training_slider(x, frames, ["1", "2", "3"], ["a", "b", "c"], line=(a, 1.0))
     assert len(twin.frames) == 3 and figure_bytes(twin) < 1_500_000
-    panels = [(x, prior, post), (x, prior, post)]
-    dt = pp.datum_twin(["p", "q"], [panels, panels], [0.0, 1.0], [1.0, 1.0], ["t0", "t1"])
+    for k, fr in enumerate(twin.frames):
+        assert_points(fr.data[0], prior + k)
+        assert_points(fr.data[1], post * (k + 1))
+        assert_points(fr.data[2], x)
+        assert_on_line(fr.data[3], a, 1.0)
+    # the datum twin: one panel per prior on its own axes, the line a · x = y_j in frame j
+    panels = [[(x, prior + j, post + j), (x, prior - j, post - j)] for j in range(2)]
+    dt = pp.twin_datum(["p", "q"], panels, [0.0, 1.0], a, ["t0", "t1"])
     assert len(dt.frames) == 2
+    for j, (fr, yv) in enumerate(zip(dt.frames, (0.0, 1.0))):
+        half = len(fr.data) // 2
+        for k, sign in enumerate((1, -1)):
+            tr = fr.data[k * half:(k + 1) * half]
+            assert_points(tr[0], prior + sign * j)
+            assert_points(tr[1], post + sign * j)
+            assert_on_line(tr[-1], a, yv)
     # every trace of the second panel is bound to the second axes
     assert {tr.xaxis for tr in dt.data[len(dt.data) // 2:]} == {"x2"}
     with pytest.raises(ValueError, match="y_values"):
-        pp.datum_twin(["p"], [panels], [0.0, 1.0], [1.0, 1.0], ["t0"])
+        pp.twin_datum(["p"], [panels[0][:1]], [0.0, 1.0], a, ["t0"])
     rows = [{"prior": "a", "flagged": 0.5, "flagged se": 0.01, "null": 0.2, "tv lookup": 0.3, "tv se": 0.02,
-             "energy": 0.4}]
-    mf = pp.mitigation_figure(rows, reference_floor=0.05)
+             "energy": 0.4},
+            {"prior": "b", "flagged": 0.9, "flagged se": 0.03, "null": 0.25, "tv lookup": 0.1, "tv se": 0.01,
+             "energy": 0.7}]
+    mf = pp.fig_mitigation(rows, reference_floor=0.05)
     assert len(mf.data) == 4
-    vf = pp.variants_figure({"a": (x, prior, post), "b": (x, prior, post)}, line=([1.0, 1.0], 1.0))
+    # rows top to bottom; each score at its row, error bars of two standard errors
+    for tr, key, se in zip(mf.data, ("flagged", "null", "tv lookup", "energy"), ("flagged se", None, "tv se", None)):
+        assert list(tr.x) == [r[key] for r in rows] and list(tr.y) == [1, 0]
+        if se is not None:
+            assert list(tr.error_x.array) == [2 * r[se] for r in rows]
+    assert list(mf.layout.yaxis.ticktext) == ["a", "b"] and list(mf.layout.yaxis.tickvals) == [1, 0]
+    vf = pp.fig_variants({"a": (x, prior, post), "b": (x, prior + 1, post)}, line=(a, 1.0))
     assert len(vf.data) == 2 * 4
-    lf = pp.loss_gap_figure([1, 2], [1.0, 0.5], [1.1, 0.9], best=2)
-    assert len(lf.data) == 2
+    assert_points(vf.data[4], prior + 1)
+    assert_on_line(vf.data[3], a, 1.0)
+    assert_on_line(vf.data[7], a, 1.0)
+    lf = pp.fig_loss_gap([1, 2], [1.0, 0.5], [1.1, 0.9], best=2)
+    assert [list(t.y) for t in lf.data] == [[1.0, 0.5], [1.1, 0.9]]
 
 
 def test_datum_app_rejects_bad_live_flag():
@@ -308,18 +351,30 @@ def test_chapter_figures_from_experiment_results():
     from memprior.plots import practice as pp
     x, _, _, _ = _problem()
     z = torch.randn(300, 2, generator=gen(23), dtype=torch.float64)
-    fig = pp.report_figure(memorization_report(z, x, fresh=z.flip(0)))
+    fig = pp.fig_report(memorization_report(z, x, fresh=z.flip(0)))
     assert list(fig.layout.xaxis3.ticktext) == ["x₁", "x₂"]
     s = np.arange(3)
+    rng = np.random.default_rng(0)
     snap = SimpleNamespace(steps=s + 1, flagged=s / 10, on_training=s / 20, energy=s / 5.0,
-                           prior_samples=np.zeros((3, 50, 2)), posterior_samples=np.ones((3, 20, 2)))
-    tw = pp.snapshots_figure(snap, x, [1.0, 1.0], 1.5, null=0.15)
+                           prior_samples=rng.normal(size=(3, 50, 2)), posterior_samples=rng.normal(size=(3, 20, 2)))
+    tw = pp.fig_snapshots(snap, x, [1.0, 1.0], 1.5, null=0.15)
     assert len(tw.frames) == 3 and tw.layout.sliders[0].active == 2
-    assert "null 0.15" in tw.frames[2].layout.title.text
+    assert "prior flagged 0.20 (null 0.15)" in tw.frames[2].layout.title.text
+    for k, fr in enumerate(tw.frames):  # snapshot k's samples, and the data line x1 + x2 = 1.5
+        assert_points(fr.data[0], snap.prior_samples[k])
+        assert_points(fr.data[1], snap.posterior_samples[k])
+        assert_on_line(fr.data[-1], [1.0, 1.0], 1.5)
     sweep = SimpleNamespace(names=("p", "q"), short=("p", "q"), y_values=np.array([0.0, 1.5]), x_train=(x, x),
-                            prior_samples=np.zeros((2, 600, 2)), posterior_samples=np.ones((2, 2, 30, 2)),
+                            prior_samples=rng.normal(size=(2, 600, 2)),
+                            posterior_samples=rng.normal(size=(2, 2, 30, 2)),
                             distance=np.array([[0.5, 0.1], [0.7, 0.2]]))
-    dt = pp.datum_sweep_figure(sweep, [1.0, 1.0])
-    assert len(dt.frames) == 2 and dt.layout.sliders[0].active == 1
+    dt = pp.twin_datum_sweep(sweep, [1.0, 1.0])
+    assert len(dt.frames) == 2 and dt.layout.sliders[0].active == 1  # opens at the datum nearest 1.5
     assert "p 0.70, q 0.20" in dt.frames[1].layout.title.text
+    for j, fr in enumerate(dt.frames):  # datum j: each prior's first 500 samples and its posterior at y_j
+        half = len(fr.data) // 2
+        for k in range(2):
+            assert_points(fr.data[k * half], sweep.prior_samples[k][:500])
+            assert_points(fr.data[k * half + 1], sweep.posterior_samples[j][k])
+            assert_on_line(fr.data[(k + 1) * half - 1], [1.0, 1.0], sweep.y_values[j])
     assert figure_bytes(dt) < 1_500_000

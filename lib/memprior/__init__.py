@@ -11,6 +11,8 @@ diffusion   Noise schedules, closed-form memorized denoiser, small MLP denoiser,
 guidance    Posterior samplers: DPS, the paper's variant, exact reweighting, SMC.
 wave        2-D Helmholtz solver with PML, adjoint-state gradient, Jacobians.
 velocity    Velocity-model families and the KL/cosine basis.
+fwi         The full-waveform-inversion problem (configuration, forward map, likelihood, training sets).
+trained     Diffusion priors trained on the FWI training sets, and their shipped weights.
 metrics     Memorization metrics and null baselines.
 plots       Plotly builders in one style, and kernel-free slider figures.
 widgets     ipywidgets apps built on plots.
@@ -19,7 +21,8 @@ from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("mixture", "posterior", "diffusion", "guidance", "wave", "velocity", "metrics", "plots", "widgets")
+_SUBMODULES = ("mixture", "posterior", "diffusion", "guidance", "wave", "velocity", "metrics", "fwi", "trained", "plots",
+               "widgets")
 
 
 def __getattr__(name):

@@ -25,6 +25,12 @@ and ``dtype``.  :class:`MemorizedDenoiser` is the exact minimizer of the empiric
 denoising loss (the posterior mean under the empirical measure); :class:`MLPDenoiser`
 is a small trained network (:func:`train_denoiser`).
 
+Every sampler (DDIM and DDPM here, the guided and exact posterior samplers of
+:mod:`memprior.guidance`) runs through one reverse-diffusion loop, :func:`sample`: it walks the
+levels, calls the denoiser, applies the DDIM or DDPM update, lets a :class:`Guidance` object
+change the clean estimate or the step, and calls an optional ``callback(t, x_t, x0_hat)``
+(:class:`TrajectoryRecorder` records trajectories that way).
+
 The terminal level of the paper's schedule is *not* pure noise
 (:math:`\\bar\\alpha_{T-1} \\approx 0.13`), so the samplers start, by default, from
 the actual terminal marginal of the training data,
@@ -47,6 +53,7 @@ import torch
 from torch import nn
 
 from ._checks import as_tensor, as_train, check_int, check_nonneg, check_positive, check_shape, progress
+from .mixture import gaussian_logits
 
 __all__ = [
     "Schedule",
@@ -55,12 +62,19 @@ __all__ = [
     "MemorizedDenoiser",
     "MLPDenoiser",
     "train_denoiser",
+    "check_denoiser",
+    "start_points",
+    "ddpm_coefficients",
+    "Guidance",
+    "TrajectoryRecorder",
+    "sample",
     "ddim_sample",
     "ddpm_sample",
     "terminal_sample",
     "commitment_step",
     "denoising_loss",
     "cache_dir",
+    "atomic_save",
 ]
 
 
@@ -241,7 +255,6 @@ class MemorizedDenoiser:
         self.x_train = as_train(x_train).to(torch.float64)
         self.n, self.dim = self.x_train.shape
         self.dtype = torch.float64
-        self._sq = (self.x_train ** 2).sum(1)  # [N]
 
     def _x(self, x_t) -> torch.Tensor:
         x = as_tensor("x_t", x_t, ndim=2)
@@ -250,13 +263,16 @@ class MemorizedDenoiser:
         return x
 
     def logits(self, x_t, t) -> torch.Tensor:
-        """Unnormalized log-weights ``-||x_t - sqrt(ab_t) x_n||^2 / (2 (1-ab_t))``, shape ``[B, N]``."""
+        """Unnormalized log-weights ``-||x_t - sqrt(ab_t) x_n||^2 / (2 (1-ab_t))``, shape ``[B, N]``.
+
+        The memorized-logits routine of the library (:func:`memprior.mixture.gaussian_logits` with
+        centres ``sqrt(ab_t) x_n``): the posterior denoiser, the exact and SMC samplers and the
+        Jensen-gap computation of :mod:`memprior.guidance` all use it.  Differentiable in ``x_t``.
+        """
         x = self._x(x_t).to(torch.float64)
         t = self.schedule.check_t(t)
         ab = self.schedule.alpha_bar[t]
-        # ||x - a x_n||^2 = ||x||^2 - 2 a x.x_n + a^2 ||x_n||^2, clamped at 0 against round-off
-        d2 = (x ** 2).sum(1, keepdim=True) - 2 * ab.sqrt() * (x @ self.x_train.T) + ab * self._sq[None, :]
-        return -d2.clamp(min=0.0) / (2 * (1 - ab))
+        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab)
 
     def weights(self, x_t, t) -> torch.Tensor:
         """Posterior weights of the training points given ``x_t``, shape ``[B, N]`` (rows sum to 1)."""
@@ -325,29 +341,60 @@ def terminal_sample(x_train, schedule: Schedule, n: int, generator: torch.Genera
     return (ab.sqrt() * x[idx].to(torch.float64) + (1 - ab).sqrt() * eps).to(dtype)
 
 
-def _check_denoiser(denoiser):
+def check_denoiser(denoiser) -> int:
+    """Return ``denoiser.dim``; raise TypeError unless ``denoiser`` follows the denoiser interface.
+
+    The interface: callable ``.denoise(x_t, t)`` and ``.eps(x_t, t)`` and an integer ``.dim >= 1``
+    (``.dtype`` and ``.x_train`` are optional).
+    """
     for attr in ("denoise", "eps"):
         if not callable(getattr(denoiser, attr, None)):
             raise TypeError(f"denoiser: needs a callable .{attr}(x_t, t); got {type(denoiser).__name__}")
-    if not isinstance(getattr(denoiser, "dim", None), int):
-        raise TypeError("denoiser: needs an integer attribute .dim (data dimension)")
+    dim = getattr(denoiser, "dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise TypeError("denoiser: needs an integer attribute .dim >= 1 (the data dimension)")
+    return dim
 
 
-def _init(denoiser, schedule, n, generator, x_T, init) -> torch.Tensor:
-    dtype = getattr(denoiser, "dtype", torch.float64)
+def start_points(denoiser, schedule: Schedule, n: int, *, x_T=None, init: str = "marginal",
+                 dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The ``n`` starting points of a sampler at the noisiest level ``T-1``.
+
+    Parameters
+    ----------
+    denoiser : denoiser (``.denoise``, ``.eps``, ``.dim``; ``.x_train`` for ``init="marginal"``)
+    schedule : Schedule
+    n : int >= 1
+    x_T : Tensor[n, d], optional
+        Given starting points (copied); overrides ``init``.
+    init : {"marginal", "standard"}
+        ``"marginal"``: :func:`terminal_sample` of the denoiser's training set, the actual terminal
+        marginal when ``alpha_bar[T-1] != 0``.  ``"standard"``: ``N(0, I)``.
+    dtype : torch.dtype, optional
+        Default: the denoiser's ``dtype`` (float64 if it has none).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor[n, d]
+    """
+    dim = check_denoiser(denoiser)
+    schedule = check_schedule(schedule)
+    n = check_int("n", n, low=1)
+    if init not in ("marginal", "standard"):
+        raise ValueError(f"init: must be 'marginal' or 'standard', got {init!r}")
+    dtype = dtype or getattr(denoiser, "dtype", torch.float64)
     if x_T is not None:
         x = as_tensor("x_T", x_T, ndim=2)
-        check_shape("x_T", x, (n, denoiser.dim))
+        check_shape("x_T", x, (n, dim))
         return x.to(dtype).clone()
     if init == "marginal":
         xt = getattr(denoiser, "x_train", None)
         if xt is None:
-            raise ValueError("init: 'marginal' needs the denoiser's training set (.x_train); pass x_T "
-                             "or init='standard'")
+            raise ValueError("init: 'marginal' draws from the denoiser's training set (.x_train), which it lacks; "
+                             "pass x_T [n, d] or init='standard'")
         return terminal_sample(xt, schedule, n, generator=generator, dtype=dtype)
-    if init == "standard":
-        return torch.randn((n, denoiser.dim), generator=generator, dtype=torch.float64).to(dtype)
-    raise ValueError(f"init: must be 'marginal' or 'standard', got {init!r}")
+    return torch.randn((n, dim), generator=generator, dtype=torch.float64).to(dtype)
 
 
 def timesteps(schedule: Schedule, steps) -> list[int]:
@@ -360,51 +407,204 @@ def timesteps(schedule: Schedule, steps) -> list[int]:
     return [int(v) for v in ts]
 
 
-def _sample(kind, denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory):
-    _check_denoiser(denoiser)
-    schedule = check_schedule(schedule)
-    n = check_int("n", n, low=1)
-    eta = check_nonneg("eta", eta)
-    ts = timesteps(schedule, steps)
-    x = _init(denoiser, schedule, n, generator, x_T, init)
-    traj_x, traj_x0 = [], []
-    ab = schedule.alpha_bar
-    for i, t in enumerate(ts):
+def ddpm_coefficients(a_t: torch.Tensor, a_s: torch.Tensor) -> tuple[float, float, float]:
+    """Mean coefficients and variance of :math:`q(x_s \\mid x_t, x_0)` for levels ``s < t``.
+
+    ``mean = c_x x_t + c_0 x_0``, variance ``var`` (per coordinate).  With ``a_s = 1`` (after the
+    last level) this is ``x_s = x_0`` exactly (``c_x = 0, c_0 = 1, var = 0``).
+
+    Parameters
+    ----------
+    a_t, a_s : 0-d Tensor, float64
+        :math:`\\bar\\alpha_t < \\bar\\alpha_s \\le 1`.
+
+    Returns
+    -------
+    (float, float, float)
+        ``(c_x, c_0, var)``.
+    """
+    a_ts = a_t / a_s
+    c0 = a_s.sqrt() * (1 - a_ts) / (1 - a_t)
+    cx = a_ts.sqrt() * (1 - a_s) / (1 - a_t)
+    var = (1 - a_s) / (1 - a_t) * (1 - a_ts)
+    return float(cx), float(c0), float(var.clamp(min=0.0))
+
+
+class Guidance:
+    """How a posterior sampler changes the steps of :func:`sample`; this base class changes nothing.
+
+    Subclasses (:mod:`memprior.guidance`) override one or both hooks:
+
+    * :meth:`denoise` gives the clean estimate :math:`\\hat x_0` at level ``t`` (DPS differentiates
+      it; the exact sampler reweights or draws it);
+    * :meth:`adjust` changes the iterate after the DDIM/DDPM update to the next level ``s``
+      (a guidance step).
+    """
+
+    def denoise(self, denoiser, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        """:math:`\\hat x_0(x_t)`, ``[B, d]`` in ``x_t``'s dtype: the denoiser's output, without autograd."""
         with torch.no_grad():
-            x0 = denoiser.denoise(x, t)
-        if return_trajectory:
-            traj_x.append(x.detach().clone())
-            traj_x0.append(x0.detach().clone())
-        if i == len(ts) - 1:
-            x = x0
-            break
-        s = ts[i + 1]
-        a_t, a_s = ab[t], ab[s]
-        e = (x.to(torch.float64) - a_t.sqrt() * x0.to(torch.float64)) / (1 - a_t).sqrt()
-        if kind == "ddim":
-            # DDIM with stochasticity eta (eta = 0: deterministic, eta = 1: DDPM-like)
-            var = eta ** 2 * (1 - a_s) / (1 - a_t) * (1 - a_t / a_s)
-            mean = a_s.sqrt() * x0.to(torch.float64) + (1 - a_s - var).clamp(min=0).sqrt() * e
+            out = denoiser.denoise(x_t.to(getattr(denoiser, "dtype", torch.float64)), t)
+        return out.to(x_t.dtype)
+
+    def adjust(self, x_s: torch.Tensor, x0_hat: torch.Tensor, t: int, a_t: torch.Tensor,
+               a_s: torch.Tensor) -> torch.Tensor:
+        """The iterate at the next level after guidance, ``[B, d]`` (here: ``x_s`` unchanged).
+
+        ``x_s`` is the DDIM/DDPM update from level ``t`` (:math:`\\bar\\alpha_t` = ``a_t``) to the
+        next level (``a_s``; 1 after the last level, where ``x_s = x0_hat``).
+        """
+        return x_s
+
+
+class TrajectoryRecorder:
+    """A ``callback`` for :func:`sample` that keeps the iterate and the clean estimate at every level.
+
+    After the run, :meth:`trajectory` returns ``{"t": LongTensor[S], "x": Tensor[S, n, d],
+    "x0_hat": Tensor[S, n, d]}`` (noisiest first), the form :func:`commitment_step` reads.
+    """
+
+    def __init__(self):
+        self.t: list[int] = []
+        self.x: list[torch.Tensor] = []
+        self.x0_hat: list[torch.Tensor] = []
+
+    def __call__(self, t: int, x_t: torch.Tensor, x0_hat: torch.Tensor) -> None:
+        self.t.append(int(t))
+        self.x.append(x_t.detach().clone())
+        self.x0_hat.append(x0_hat.detach().clone())
+
+    def trajectory(self) -> dict:
+        """The recorded levels, iterates and clean estimates (see the class docstring)."""
+        if not self.t:
+            raise ValueError("trajectory: nothing recorded yet; pass the recorder as callback= to a sampler")
+        return {"t": torch.tensor(self.t, dtype=torch.long), "x": torch.stack(self.x),
+                "x0_hat": torch.stack(self.x0_hat)}
+
+
+def _ddim_update(x, x0, a_t, a_s, eta, generator):
+    x64, x064 = x.to(torch.float64), x0.to(torch.float64)
+    e = (x64 - a_t.sqrt() * x064) / (1 - a_t).sqrt()
+    # DDIM with stochasticity eta (eta = 0: deterministic, eta = 1: DDPM-like)
+    var = eta ** 2 * (1 - a_s) / (1 - a_t) * (1 - a_t / a_s)
+    mean = a_s.sqrt() * x064 + (1 - a_s - var).clamp(min=0).sqrt() * e
+    if float(var) > 0:
+        mean = mean + var.sqrt() * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    return mean.to(x.dtype)
+
+
+def _ddpm_update(x, x0, a_t, a_s, generator):
+    # ancestral step from t to s < t: a draw of q(x_s | x_t, x0)
+    cx, c0, var = ddpm_coefficients(a_t, a_s)
+    mean = cx * x.to(torch.float64) + c0 * x0.to(torch.float64)
+    if var > 0:
+        mean = mean + math.sqrt(var) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    return mean.to(x.dtype)
+
+
+def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float = 0.0,
+           guidance: Guidance | None = None, callback=None, steps: int | None = None,
+           generator: torch.Generator | None = None, desc: str | None = None) -> torch.Tensor:
+    """The reverse-diffusion loop: every sampler of the library runs through it.
+
+    At each visited level ``t`` (next visited level ``s``; :math:`\\bar\\alpha_s = 1` after the last):
+
+    1. ``x0_hat = guidance.denoise(denoiser, x_t, t)`` (default: the denoiser's output);
+    2. ``callback(t, x_t, x0_hat)`` if given (:class:`TrajectoryRecorder` records the trajectory);
+    3. the update to level ``s``: DDIM, :math:`x_s = \\sqrt{\\bar\\alpha_s}\\hat x_0 +
+       \\sqrt{1-\\bar\\alpha_s-\\sigma^2}\\,\\hat\\varepsilon + \\sigma z` with
+       :math:`\\sigma^2 = \\eta^2\\frac{1-\\bar\\alpha_s}{1-\\bar\\alpha_t}(1-\\bar\\alpha_t/\\bar\\alpha_s)`,
+       or an ancestral DDPM draw of :math:`q(x_s\\mid x_t, \\hat x_0)`; after the last level
+       :math:`x = \\hat x_0`;
+    4. ``x_s = guidance.adjust(x_s, x0_hat, t, a_t, a_s)`` (default: unchanged).
+
+    Parameters
+    ----------
+    denoiser : object with ``.denoise(x_t, t)``, ``.eps(x_t, t)``, ``.dim`` (see :func:`check_denoiser`)
+    schedule : Schedule
+    x_T : Tensor[n, d]
+        Starting points at level ``T-1`` (:func:`start_points`).  The iterates keep its dtype; the
+        updates are computed in float64.
+    step : {"ddim", "ddpm"}
+    eta : float >= 0
+        DDIM's stochasticity (0: deterministic, 1: DDPM-like); ``step="ddim"`` only.
+    guidance : Guidance, optional
+    callback : callable ``(t, x_t, x0_hat) -> None``, optional
+        Called once per visited level, noisiest first, before the update.
+    steps : int, optional
+        Visit ``steps`` evenly spaced levels of ``0..T-1`` (default: all ``T``).
+    generator : torch.Generator, optional
+        The update's noise (DDPM, or DDIM with ``eta > 0``).
+    desc : str, optional
+        Show a progress bar with this label (never in the built book).
+
+    Returns
+    -------
+    Tensor[n, d]
+        The iterate after the last level: :math:`\\hat x_0` at level 0 (after guidance).
+    """
+    dim = check_denoiser(denoiser)
+    schedule = check_schedule(schedule)
+    x = as_tensor("x_T", x_T, ndim=2)
+    if x.shape[1] != dim:
+        raise ValueError(f"x_T: expected shape [n, {dim}] (d of the denoiser), got {list(x.shape)}")
+    if step not in ("ddim", "ddpm"):
+        raise ValueError(f"step: must be 'ddim' or 'ddpm', got {step!r}")
+    eta = check_nonneg("eta", eta)
+    if step == "ddpm" and eta != 0:
+        raise ValueError(f"eta: DDIM's stochasticity, must be 0 with step='ddpm', got {eta!r}")
+    if guidance is None:
+        guidance = Guidance()
+    elif not isinstance(guidance, Guidance):
+        raise TypeError(f"guidance: expected a memprior.diffusion.Guidance, got {type(guidance).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable (t, x_t, x0_hat), got {type(callback).__name__}")
+    ts = timesteps(schedule, steps)
+    ab = schedule.alpha_bar
+    one = torch.ones((), dtype=ab.dtype)
+    order = range(len(ts))
+    for i in (progress(order, desc=desc, total=len(ts)) if desc else order):
+        t = ts[i]
+        a_t, a_s = ab[t], (ab[ts[i + 1]] if i + 1 < len(ts) else one)
+        x0 = guidance.denoise(denoiser, x, t)
+        if callback is not None:
+            callback(t, x, x0)
+        if i + 1 == len(ts):
+            x_s = x0
+        elif step == "ddim":
+            x_s = _ddim_update(x, x0, a_t, a_s, eta, generator)
         else:
-            # ancestral DDPM step from t to s < t (exact posterior q(x_s | x_t, x0))
-            a_ts = a_t / a_s
-            var = (1 - a_s) / (1 - a_t) * (1 - a_ts)
-            mean = (a_s.sqrt() * (1 - a_ts) / (1 - a_t)) * x0.to(torch.float64) \
-                + (a_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x.to(torch.float64)
-        if float(var) > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-            mean = mean + var.sqrt() * z
-        x = mean.to(x.dtype)
-    if return_trajectory:
-        return x, {"t": torch.tensor(ts, dtype=torch.long), "x": torch.stack(traj_x),
-                   "x0_hat": torch.stack(traj_x0)}
+            x_s = _ddpm_update(x, x0, a_t, a_s, generator)
+        x = guidance.adjust(x_s, x0, t, a_t, a_s)
     return x
+
+
+def _callbacks(*fns):
+    """One callback calling each of ``fns`` that is not None (None if there are none)."""
+    fns = [f for f in fns if f is not None]
+    if len(fns) <= 1:
+        return fns[0] if fns else None
+
+    def both(t, x, x0):
+        for f in fns:
+            f(t, x, x0)
+    return both
+
+
+def _run(step, denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory, callback):
+    x = start_points(denoiser, schedule, n, x_T=x_T, init=init, generator=generator)
+    rec = TrajectoryRecorder() if return_trajectory else None
+    out = sample(denoiser, schedule, x, step=step, eta=eta, steps=steps, generator=generator,
+                 callback=_callbacks(rec, callback))
+    return (out, rec.trajectory()) if return_trajectory else out
 
 
 def ddim_sample(denoiser, schedule: Schedule, n: int, generator: torch.Generator | None = None,
                 x_T=None, *, init: str = "marginal", steps: int | None = None, eta: float = 0.0,
-                return_trajectory: bool = False):
+                return_trajectory: bool = False, callback=None):
     """Sample with DDIM (Song et al. 2021); deterministic for ``eta = 0``.
+
+    :func:`start_points`, then :func:`sample` with ``step="ddim"``.
 
     Parameters
     ----------
@@ -427,24 +627,26 @@ def ddim_sample(denoiser, schedule: Schedule, n: int, generator: torch.Generator
     return_trajectory : bool
         Also return ``{"t": LongTensor[S], "x": Tensor[S, n, d], "x0_hat": Tensor[S, n, d]}``,
         the iterate and the denoiser output at each visited level (noisiest first).
+    callback : callable ``(t, x_t, x0_hat)``, optional
+        Called at every visited level (see :func:`sample`).
 
     Returns
     -------
     Tensor[n, d] (and the trajectory dict if requested)
         :math:`\\hat x_0` at the last level.
     """
-    return _sample("ddim", denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory)
+    return _run("ddim", denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory, callback)
 
 
 def ddpm_sample(denoiser, schedule: Schedule, n: int, generator: torch.Generator | None = None,
                 x_T=None, *, init: str = "marginal", steps: int | None = None,
-                return_trajectory: bool = False):
+                return_trajectory: bool = False, callback=None):
     """Sample with ancestral DDPM steps (Ho et al. 2020).
 
-    Each step draws from :math:`q(x_s \\mid x_t, \\hat x_0)` for the next visited level ``s < t``.
-    Parameters and return value as in :func:`ddim_sample`.
+    Each step draws from :math:`q(x_s \\mid x_t, \\hat x_0)` for the next visited level ``s < t``
+    (:func:`sample` with ``step="ddpm"``).  Parameters and return value as in :func:`ddim_sample`.
     """
-    return _sample("ddpm", denoiser, schedule, n, generator, x_T, init, steps, 0.0, return_trajectory)
+    return _run("ddpm", denoiser, schedule, n, generator, x_T, init, steps, 0.0, return_trajectory, callback)
 
 
 def commitment_step(denoiser: MemorizedDenoiser, trajectory: dict, threshold: float = 0.9) -> torch.Tensor:
@@ -517,7 +719,7 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
     -------
     Tensor[len(t)], float64: the mean squared error per level (summed over the d coordinates).
     """
-    _check_denoiser(denoiser)
+    check_denoiser(denoiser)
     x = as_train(x_train).to(torch.float64)
     schedule = check_schedule(schedule)
     if x.shape[1] != denoiser.dim:
@@ -611,7 +813,7 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """Predicted noise, ``[B, d]`` (float32); ``t`` an int or a LongTensor[B]."""
-        tt = self._t_rows(t, x_t.shape[0])
+        tt = self._t_rows(t, x_t.shape[0]).to(x_t.device)
         u = (tt.to(torch.float32) + 0.5) / self.schedule.n_steps  # in (0, 1)
         ang = u[:, None] * self.freqs[None, :]
         h = self.act(self.inp(torch.cat([x_t.to(torch.float32), torch.sin(ang), torch.cos(ang)], 1)))
@@ -655,7 +857,12 @@ def _cache_key(x_train: torch.Tensor, schedule: Schedule, cfg: dict) -> str:
     return h.hexdigest()[:24]
 
 
-def _atomic_save(obj, path: Path) -> None:
+def atomic_save(obj, path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (a temporary file in the same folder, then a rename).
+
+    The folder is created if needed; a reader never sees a half-written file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -672,7 +879,7 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
                    lr: float = 2e-3, hidden: int = 128, depth: int = 3, n_freq: int = 8,
                    ema_decay: float = 0.995, seed: int = 0, threads: int | None = 1,
                    cache: bool = True, cache_path=None, log_every: int = 50,
-                   snapshot_steps=(), show_progress: bool = True) -> MLPDenoiser:
+                   snapshot_steps=(), show_progress: bool = True, device=None) -> MLPDenoiser:
     """Train an :class:`MLPDenoiser` on the empirical denoising loss.
 
     Minimizes :math:`E_{n,t,\\varepsilon}\\|\\varepsilon_\\theta(\\sqrt{\\bar\\alpha_t}x_n +
@@ -709,6 +916,10 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
         the effect of training length (early stopping) from a single run.
     show_progress : bool
         Show a tqdm bar (silent in the built book).
+    device : str or torch.device, optional
+        Where to train (default the CPU; e.g. ``"cuda"``).  The initialization and the
+        minibatches are drawn on the CPU, so every device sees the same random numbers; the
+        returned network lives on the CPU.  A device other than the CPU is part of the cache key.
 
     Returns
     -------
@@ -732,6 +943,12 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
     snaps = sorted({check_int("snapshot_steps", v, low=1, high=steps) for v in snapshot_steps})
     cfg = dict(steps=steps, batch_size=batch_size, lr=lr, hidden=hidden, depth=depth, n_freq=n_freq,
                ema_decay=ema_decay, seed=seed, snapshots=snaps)
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from err
+    if dev.type != "cpu":
+        cfg["device"] = dev.type
     path = None
     if cache:
         path = Path(cache_path) if cache_path is not None else \
@@ -761,13 +978,14 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = MLPDenoiser(x.shape[1], schedule, hidden, depth, n_freq, x_train=x)
+            model = MLPDenoiser(x.shape[1], schedule, hidden, depth, n_freq, x_train=x).to(dev)
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
         gen = torch.Generator().manual_seed(seed + 1)
-        ab = schedule.alpha_bar.to(torch.float32)
+        ab = schedule.alpha_bar.to(torch.float32).to(dev)
+        xd = x.to(dev)
         n, T = x.shape[0], schedule.n_steps
         hist_s, hist_l, acc, cnt = [], [], 0.0, 0
         snapshots = {}
@@ -777,8 +995,10 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
             idx = torch.randint(n, (batch_size,), generator=gen)
             t = torch.randint(T, (batch_size,), generator=gen)
             eps = torch.randn((batch_size, x.shape[1]), generator=gen)
+            if dev.type != "cpu":
+                idx, t, eps = idx.to(dev), t.to(dev), eps.to(dev)
             a = ab[t][:, None]
-            xt = a.sqrt() * x[idx] + (1 - a).sqrt() * eps
+            xt = a.sqrt() * xd[idx] + (1 - a).sqrt() * eps
             loss = ((model(xt, t) - eps) ** 2).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -792,18 +1012,18 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
                 hist_l.append(acc / cnt)
                 acc, cnt = 0.0, 0
             if step in snaps:
-                sm = copy.deepcopy(ema.module)
+                sm = copy.deepcopy(ema.module).to("cpu")
                 sm.history = {"step": list(hist_s), "loss": list(hist_l)}
                 sm.from_cache = False
                 snapshots[step] = _freeze(sm)
     finally:
         torch.set_num_threads(old_threads)
-    out = copy.deepcopy(ema.module)
+    out = copy.deepcopy(ema.module).to("cpu")
     out.history = {"step": hist_s, "loss": hist_l}
     out.from_cache = False
     out.snapshots = snapshots
     if path is not None:
-        _atomic_save({"model": out.state_dict(), "cfg": cfg, "history": out.history,
+        atomic_save({"model": out.state_dict(), "cfg": cfg, "history": out.history,
                       "snapshots": {int(k): v.state_dict() for k, v in snapshots.items()}}, path)
     return _freeze(out)
 

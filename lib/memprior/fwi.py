@@ -14,8 +14,8 @@ samples.  This module defines that inverse problem:
 * the complex-Gaussian likelihood (:func:`complex_noise`, :func:`complex_nll`,
   :func:`gamma_of`), true models and their noisy data (:class:`Truth`,
   :class:`Observation`), the lookup weights (:func:`lookup_from_misfits`);
-* tools to follow a sampler (:class:`RecordingDenoiser`, :func:`commitment_curves`,
-  :func:`commitment_steps`).
+* tools to follow a sampler (:func:`commitment_curves`, :func:`commitment_steps`, on the
+  trajectories that :class:`memprior.diffusion.TrajectoryRecorder` records).
 
 The experiment built on it (the seeded pool with its forward data, the samplers, the
 linearized mixture, the memorization metrics, and the chapter's sweeps) is
@@ -43,9 +43,10 @@ import torch
 
 from . import velocity as V
 from ._checks import as_tensor, check_int, check_positive
+from .mixture import gaussian_logits
 
 __all__ = [
-    "FWIConfig", "TrainingSet", "Truth", "Observation", "KLForward", "RecordingDenoiser",
+    "FWIConfig", "TrainingSet", "Truth", "Observation", "KLForward",
     "make_training_set", "random_field_models", "zscore", "complex_noise", "complex_nll", "gamma_of",
     "to_real", "to_complex", "lookup_from_misfits", "commitment_steps", "commitment_curves", "schedule_for",
 ]
@@ -58,10 +59,10 @@ class FWIConfig:
 
     Parameters
     ----------
-    n : int
-        Grid points per side (the model is ``n x n``).
+    grid : int
+        Grid points per side (the model is ``grid x grid``).
     extent : float
-        Side of the square model in km; ``dx = extent / n``.
+        Side of the square model in km; ``dx = extent / grid``.
     npml : int
         PML cells on each side.
     freq : float
@@ -85,7 +86,7 @@ class FWIConfig:
         Stencil order of the Helmholtz solver.
     """
 
-    n: int = 32
+    grid: int = 32
     extent: float = 2.0
     npml: int = 8
     freq: float = 2.5
@@ -100,16 +101,16 @@ class FWIConfig:
     order: int = 2
 
     def __post_init__(self):
-        check_int("n", self.n, low=8)
+        check_int("grid", self.grid, low=8)
         check_positive("extent", self.extent)
         check_int("npml", self.npml, low=5)
         check_positive("freq", self.freq)
         check_int("n_src", self.n_src, low=1)
         check_int("n_rec", self.n_rec, low=1)
         check_int("K", self.K, low=1)
-        if self.K + 1 > self.n:
-            raise ValueError(f"K: the {self.n}x{self.n} grid resolves at most {self.n - 1} modes per direction, "
-                             f"got K={self.K} (basis/grid mismatch)")
+        if self.K + 1 > self.grid:
+            raise ValueError(f"K: the {self.grid}x{self.grid} grid resolves at most {self.grid - 1} modes per "
+                             f"direction, got K={self.K} (basis/grid mismatch)")
         check_positive("noise", self.noise)
         if len(self.sizes) < 1:
             raise ValueError("sizes: need at least one training-set size N")
@@ -123,7 +124,7 @@ class FWIConfig:
     @property
     def dx(self) -> float:
         """Grid spacing in km."""
-        return self.extent / self.n
+        return self.extent / self.grid
 
     @property
     def d(self) -> int:
@@ -140,9 +141,9 @@ class FWIConfig:
         {50, 200, 1000} and 200 diffusion steps; ``**kw`` overrides any field.
         """
         if grid == 64:
-            base = dict(n=64, extent=2.0, npml=10, freq=4.0, n_src=5, n_rec=40, n_steps=200, n_samples=16)
+            base = dict(grid=64, extent=2.0, npml=10, freq=4.0, n_src=5, n_rec=40, n_steps=200, n_samples=16)
         elif grid == 200:
-            base = dict(n=200, extent=2.0, npml=30, freq=6.0, n_src=15, n_rec=196, n_steps=200, n_samples=16)
+            base = dict(grid=200, extent=2.0, npml=30, freq=6.0, n_src=15, n_rec=196, n_steps=200, n_samples=16)
         else:
             raise ValueError(f"grid: the paper's settings exist for 64 or 200, got {grid!r}")
         base.update(kw)
@@ -268,7 +269,9 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
     """Negative log-likelihood ``sum |d_obs - d_pred|^2 / sigma_d^2`` (constants dropped).
 
     ``d_pred`` may carry leading batch dimensions; the sum runs over the dimensions of
-    ``d_obs``.  Returns a float64 Tensor of the batch shape.
+    ``d_obs``.  Computed as the Gaussian misfit ``||y - F||^2 / (2 gamma^2)`` of the real-stacked
+    data (``gamma^2 = sigma_d^2 / 2``) by :func:`memprior.mixture.gaussian_logits`, the library's
+    one Gaussian likelihood.  Returns a float64 Tensor of the batch shape.
     """
     sigma_d = check_positive("sigma_d", sigma_d)
     dp = torch.as_tensor(d_pred)
@@ -276,8 +279,14 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
     k = dp.dim() - do.dim()
     if k < 0 or tuple(dp.shape[k:]) != tuple(do.shape):
         raise ValueError(f"d_pred: trailing shape must match d_obs {list(do.shape)}, got {list(dp.shape)}")
-    r = (do - dp).abs() ** 2
-    return r.reshape(*dp.shape[:k], -1).sum(-1).to(torch.float64) / sigma_d ** 2
+
+    def stacked(z, rows):
+        z = z.reshape(rows, -1)
+        return (torch.cat([z.real, z.imag], 1) if z.is_complex() else z).to(torch.float64)
+
+    batch = dp.shape[:k]
+    nll = -gaussian_logits(stacked(do, 1), stacked(dp, math.prod(batch)), sigma_d ** 2 / 2)[0]
+    return nll.reshape(batch)
 
 
 def to_real(d: torch.Tensor) -> torch.Tensor:
@@ -303,7 +312,7 @@ def gamma_of(sigma_d: float) -> float:
 
 
 def lookup_from_misfits(nll) -> torch.Tensor:
-    """Lookup weights ``softmax(-nll)`` from per-model negative log-likelihoods ``[N]``."""
+    """Lookup weights ``softmax(-nll)`` from per-model negative log-likelihoods ``[N]`` (:func:`complex_nll`)."""
     nll = as_tensor("nll", nll, ndim=1)
     if nll.shape[0] < 1:
         raise ValueError("nll: need at least one model")
@@ -331,11 +340,16 @@ class KLForward:
         Must live on the solver's grid.
     mu, s : Tensor [d], optional
         z-scoring statistics (default 0 and 1: raw coefficients).
-    cache : (Tensor [N, d], Tensor [N, 2M]), optional
+    cache : (Tensor [N, d], Tensor [N, data_dim]), optional
         Known inputs and their data (the training set), returned without solving.
 
     Attributes
     ----------
+    dim : int
+        Length ``d`` of an input ``u`` (KL coefficients).
+    data_dim : int
+        Length ``2 n_src n_rec`` of a real-stacked output (twice the number of complex data,
+        :attr:`Observation.n_data`).
     n_calls : int
         Models sent to the solver so far (cache hits excluded).
     """
@@ -357,15 +371,15 @@ class KLForward:
         if not bool((self.s > 0).all()):
             raise ValueError("s: z-scoring scales must be > 0")
         self.n_src, self.n_rec = acq.n_src, acq.n_rec
-        self.m = 2 * self.n_src * self.n_rec
+        self.data_dim = 2 * self.n_src * self.n_rec
         self.dim = d
         self._cache: dict[bytes, torch.Tensor] = {}
         if cache is not None:
             keys, vals = cache
             keys = as_tensor("cache", keys, ndim=2)
             vals = as_tensor("cache", vals, ndim=2)
-            if keys.shape[0] != vals.shape[0] or keys.shape[1] != d or vals.shape[1] != self.m:
-                raise ValueError(f"cache: expected ([N, {d}], [N, {self.m}]), got "
+            if keys.shape[0] != vals.shape[0] or keys.shape[1] != d or vals.shape[1] != self.data_dim:
+                raise ValueError(f"cache: expected ([N, {d}], [N, {self.data_dim}]), got "
                                  f"({list(keys.shape)}, {list(vals.shape)})")
             for k, v in zip(keys, vals):
                 self._cache[self._key(k)] = v.to(torch.float64).clone()
@@ -496,42 +510,6 @@ class Observation:
         return int(self.d_obs.numel())
 
 
-class RecordingDenoiser:
-    """Wrap a denoiser and record the iterate at every level it is called on.
-
-    The samplers of :mod:`memprior.guidance` call ``denoise(x_t, t)`` once per level; the
-    record (last call per level) gives the trajectory that
-    :func:`memprior.diffusion.commitment_step` needs.  Everything else is delegated.
-    """
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.record: dict[int, torch.Tensor] = {}
-        self.record_x0: dict[int, torch.Tensor] = {}
-
-    def __getattr__(self, name):
-        if name in ("inner", "record", "record_x0"):  # not set yet (e.g. during copying)
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def denoise(self, x_t, t):
-        out = self.inner.denoise(x_t, t)
-        self.record[int(t)] = x_t.detach().to(torch.float64).clone()
-        self.record_x0[int(t)] = out.detach().to(torch.float64).clone()
-        return out
-
-    def eps(self, x_t, t):
-        return self.inner.eps(x_t, t)
-
-    def trajectory(self) -> dict:
-        """``{"t": LongTensor[S], "x": Tensor[S, n, d], "x0_hat": Tensor[S, n, d]}``, noisiest first."""
-        if not self.record:
-            raise ValueError("record: the denoiser has not been called yet")
-        ts = sorted(self.record, reverse=True)
-        return {"t": torch.tensor(ts, dtype=torch.long), "x": torch.stack([self.record[t] for t in ts]),
-                "x0_hat": torch.stack([self.record_x0[t] for t in ts])}
-
-
 def commitment_curves(denoiser, trajectory: dict) -> torch.Tensor:
     """Closed-form weight of each sample's final training model at every recorded level.
 
@@ -539,7 +517,7 @@ def commitment_curves(denoiser, trajectory: dict) -> torch.Tensor:
     ----------
     denoiser : memprior.diffusion.MemorizedDenoiser
     trajectory : dict
-        ``{"t", "x", "x0_hat"}`` as from :meth:`RecordingDenoiser.trajectory`.
+        ``{"t", "x", "x0_hat"}`` as from :meth:`memprior.diffusion.TrajectoryRecorder.trajectory`.
 
     Returns
     -------
@@ -560,3 +538,6 @@ def commitment_steps(denoiser, trajectory: dict, threshold: float = 0.9) -> torc
     """Level at which each sample commits to one training example (see :func:`memprior.diffusion.commitment_step`)."""
     from .diffusion import commitment_step
     return commitment_step(denoiser, trajectory, threshold=threshold)
+
+
+from .trained import TrainedPrior, train_prior  # noqa: E402,F401  (re-exported: trained priors on these training sets)

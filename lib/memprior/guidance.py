@@ -14,7 +14,7 @@ Samplers
 :func:`dps_normalized_sample`
     The variant used in the paper (Siahkoohi & Sabeddu 2026): deterministic DDIM, the data
     gradient taken in ``x0_hat`` (the denoiser Jacobian ignored), each sample's step scaled
-    to length ``eta``, and a guidance step also after the last denoising step.
+    to length ``step_size``, and a guidance step also after the last denoising step.
 :func:`exact_posterior_sample`
     Exact sampling under a memorized prior: the noised posterior is again a mixture over the
     training points, so adding ``log p(y | x_n)`` to the closed-form denoiser's logits gives
@@ -25,12 +25,15 @@ Samplers
 
 Diagnostics
 -----------
-:func:`nearest_training_point`, :func:`assignment_frequencies`, :func:`tv_distance`,
+:func:`assignment_frequencies` (by :func:`memprior.metrics.nearest`), :func:`tv_distance`,
 :func:`tv_to_weights` (total variation to the lookup weights, with a Monte Carlo error bar
 and the value an exact sampler would show with as many samples) and :func:`chi2_test`.
 
-All samplers are batched over samples, seeded by a ``torch.Generator`` and computed in
-float64 (except the denoiser's own forward pass, which runs in its ``dtype``).
+All samplers but SMC run through the one reverse-diffusion loop :func:`memprior.diffusion.sample`,
+with a :class:`~memprior.diffusion.Guidance` object each (:class:`DPSGuidance`,
+:class:`NormalizedGuidance`, :class:`ExactGuidance`).  All are batched over samples, seeded by a
+``torch.Generator`` and computed in float64 (except the denoiser's own forward pass, which runs in
+its ``dtype``).
 """
 from __future__ import annotations
 
@@ -42,8 +45,10 @@ import torch
 
 from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive,
                       check_shape, progress)
-from .diffusion import Schedule, check_schedule, timesteps
-from .mixture import pairwise_sq_dists
+from .diffusion import (Guidance, MemorizedDenoiser, Schedule, check_denoiser, check_schedule, ddpm_coefficients,
+                        sample, start_points, timesteps)
+from .metrics import nearest
+from .mixture import gaussian_logits, pairwise_sq_dists
 
 __all__ = [
     "dps_sample",
@@ -51,10 +56,12 @@ __all__ = [
     "exact_posterior_sample",
     "smc_sample",
     "PosteriorDenoiser",
+    "ExactGuidance",
+    "DPSGuidance",
+    "NormalizedGuidance",
     "log_likelihoods",
     "posterior_terminal_sample",
     "noisy_likelihoods",
-    "nearest_training_point",
     "assignment_frequencies",
     "tv_distance",
     "TVEstimate",
@@ -67,45 +74,7 @@ _F64 = torch.float64
 _TINY = 1e-300
 
 
-# ============================================================================ validation
-def _check_denoiser(denoiser) -> int:
-    for attr in ("denoise", "eps"):
-        if not callable(getattr(denoiser, attr, None)):
-            raise TypeError(f"denoiser: needs a callable .{attr}(x_t, t); got {type(denoiser).__name__}")
-    dim = getattr(denoiser, "dim", None)
-    if not isinstance(dim, int) or dim < 1:
-        raise TypeError("denoiser: needs an integer attribute .dim >= 1 (the data dimension)")
-    return dim
-
-
-def _pairs(schedule: Schedule, ts: list[int]):
-    """``(t, ab_t, ab_s)`` for each visited level ``t`` and the next one ``s`` (``ab_s = 1`` after the last)."""
-    ab = schedule.alpha_bar.to(_F64)
-    out = []
-    for i, t in enumerate(ts):
-        a_s = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, dtype=_F64)
-        out.append((t, ab[t], a_s))
-    return out
-
-
-def _ddpm_coefs(a_t: torch.Tensor, a_s: torch.Tensor):
-    """Mean coefficients and variance of ``q(x_s | x_t, x_0)`` for levels ``s < t``.
-
-    ``mean = c_x x_t + c_0 x_0``, ``var``; with ``a_s = 1`` (after the last level) this is
-    ``x_s = x_0`` exactly (``c_x = 0, c_0 = 1, var = 0``).
-    """
-    a_ts = a_t / a_s
-    c0 = a_s.sqrt() * (1 - a_ts) / (1 - a_t)
-    cx = a_ts.sqrt() * (1 - a_s) / (1 - a_t)
-    var = (1 - a_s) / (1 - a_t) * (1 - a_ts)
-    return float(cx), float(c0), float(var.clamp(min=0.0))
-
-
-def _maybe_progress(items: list, desc: str, show: bool):
-    """A progress bar over ``items`` (silent in the built book), or the plain list when ``show`` is False."""
-    return progress(items, desc=desc, total=len(items)) if show else items
-
-
+# ============================================================================ helpers
 def _randn(shape, generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=_F64)
 
@@ -131,7 +100,8 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
     Returns
     -------
     Tensor[N], float64
-        Normalized log-densities (including ``-m/2 log(2 pi gamma^2)``).  Their softmax is
+        Normalized log-densities (including ``-m/2 log(2 pi gamma^2)``), by
+        :func:`memprior.mixture.gaussian_logits`.  Their softmax is
         :func:`memprior.posterior.lookup_weights`.
     """
     gamma = check_positive("gamma", gamma)
@@ -142,19 +112,17 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         Fx = apply_forward(forward, x, yt.shape[0], "x_train", dtype=_F64, finite=False)
     if not torch.isfinite(Fx).all():
         raise ValueError("forward: returned NaN or inf on x_train; F must be finite there")
-    m = yt.shape[0]
-    return -((yt[None, :] - Fx) ** 2).sum(1) / (2 * gamma ** 2) - 0.5 * m * math.log(2 * math.pi * gamma ** 2)
+    return gaussian_logits(yt[None, :], Fx, gamma ** 2, normalized=True)[0]
 
 
 def _gauss_loglik(forward, x0: torch.Tensor, y: torch.Tensor, gamma: float, what: str) -> torch.Tensor:
     """``log N(y; F(x0), gamma^2 I)`` per row, differentiable in ``x0``."""
-    r = y[None, :] - apply_forward(forward, x0, y.shape[0], what, dtype=_F64, finite=False)
-    m = y.shape[0]
-    return -(r ** 2).sum(1) / (2 * gamma ** 2) - 0.5 * m * math.log(2 * math.pi * gamma ** 2)
+    Fx = apply_forward(forward, x0, y.shape[0], what, dtype=_F64, finite=False)
+    return gaussian_logits(y[None, :], Fx, gamma ** 2, normalized=True)[0]
 
 
 # ============================================================================ exact (memorized prior)
-class PosteriorDenoiser:
+class PosteriorDenoiser(MemorizedDenoiser):
     """The exact posterior denoiser :math:`E[x_0 \\mid x_t, y]` of a memorized prior.
 
     Under the empirical prior :math:`\\frac1N\\sum_n\\delta_{x_n}`,
@@ -164,7 +132,8 @@ class PosteriorDenoiser:
         p(x_0 = x_n \\mid x_t, y) = \\mathrm{softmax}_n\\Big(
             -\\frac{\\|x_t - \\sqrt{\\bar\\alpha_t}\\,x_n\\|^2}{2(1-\\bar\\alpha_t)} + \\log p(y\\mid x_n)\\Big),
 
-    i.e. the closed-form denoiser's logits plus the log-likelihood of each training point.
+    i.e. the closed-form denoiser's logits (:meth:`MemorizedDenoiser.logits`) plus the
+    log-likelihood of each training point; ``weights``, ``denoise`` and ``eps`` follow from them.
     It has the :mod:`memprior.diffusion` denoiser interface (``denoise``, ``eps``, ``dim``,
     ``dtype``, ``x_train``), so :func:`memprior.diffusion.ddim_sample` can use it (start it
     from :func:`posterior_terminal_sample`).
@@ -178,46 +147,59 @@ class PosteriorDenoiser:
     """
 
     def __init__(self, x_train, schedule: Schedule, log_lik):
-        self.schedule = check_schedule(schedule)
-        self.x_train = as_train(x_train).to(_F64)
-        self.n, self.dim = self.x_train.shape
+        super().__init__(x_train, schedule)
         ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
         check_shape("log_lik", ll, (self.n,))
         if torch.isnan(ll).any() or torch.isposinf(ll).any() or torch.isneginf(ll).all():
             raise ValueError("log_lik: must be finite or -inf, with at least one finite entry")
         self.log_lik = ll
-        self.dtype = _F64
-
-    def _x(self, x_t) -> torch.Tensor:
-        x = as_tensor("x_t", x_t, ndim=2)
-        if x.shape[1] != self.dim:
-            raise ValueError(f"x_t: expected shape [B, {self.dim}] (d of x_train), got {list(x.shape)}")
-        return x.to(_F64)
 
     def logits(self, x_t, t) -> torch.Tensor:
         """Unnormalized ``log p(x_0 = x_n | x_t, y)``, shape ``[B, N]``."""
-        x = self._x(x_t)
-        t = self.schedule.check_t(t)
-        ab = self.schedule.alpha_bar[t].to(_F64)
-        return -pairwise_sq_dists(x, ab.sqrt() * self.x_train) / (2 * (1 - ab)) + self.log_lik[None, :]
-
-    def weights(self, x_t, t) -> torch.Tensor:
-        """``p(x_0 = x_n | x_t, y)``, shape ``[B, N]``; rows sum to one."""
-        return torch.softmax(self.logits(x_t, t), dim=1)
-
-    def denoise(self, x_t, t) -> torch.Tensor:
-        """:math:`E[x_0 \\mid x_t, y]`, shape ``[B, d]``."""
-        return self.weights(x_t, t) @ self.x_train
-
-    def eps(self, x_t, t) -> torch.Tensor:
-        """Noise prediction consistent with :meth:`denoise`, shape ``[B, d]``."""
-        x = self._x(x_t)
-        t = self.schedule.check_t(t)
-        ab = self.schedule.alpha_bar[t].to(_F64)
-        return (x - ab.sqrt() * self.denoise(x, t)) / (1 - ab).sqrt()
+        return super().logits(x_t, t) + self.log_lik[None, :]
 
     def __repr__(self) -> str:
         return f"PosteriorDenoiser(N={self.n}, d={self.dim}, {self.schedule!r})"
+
+
+class ExactGuidance(Guidance):
+    """The exact reweighting of a memorized prior, as a :class:`memprior.diffusion.Guidance`.
+
+    The clean estimate at level ``t`` comes from the prior denoiser's logits plus ``log p(y | x_n)``
+    (the denoiser must be a :class:`memprior.diffusion.MemorizedDenoiser`): a training point drawn
+    from them (``draw=True``, the ancestral sampler; the drawn indices are kept in ``.index``) or
+    their mean (``draw=False``).
+
+    Parameters
+    ----------
+    log_lik : Tensor[N]
+        ``log p(y | x_n)``, e.g. from :func:`log_likelihoods`.
+    draw : bool
+    generator : torch.Generator, optional
+        For the draws.
+    """
+
+    def __init__(self, log_lik, *, draw: bool = True, generator: torch.Generator | None = None):
+        ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
+        if torch.isnan(ll).any() or torch.isposinf(ll).any() or torch.isneginf(ll).all():
+            raise ValueError("log_lik: must be finite or -inf, with at least one finite entry")
+        if not isinstance(draw, bool):
+            raise TypeError(f"draw: expected True or False, got {type(draw).__name__}")
+        self.log_lik, self.draw, self.generator = ll, draw, generator
+        self.index = None
+
+    def denoise(self, denoiser, x_t, t):
+        if not isinstance(denoiser, MemorizedDenoiser):
+            raise TypeError(f"denoiser: the exact reweighting needs a memprior.diffusion.MemorizedDenoiser, "
+                            f"got {type(denoiser).__name__}")
+        check_shape("log_lik", self.log_lik, (denoiser.n,))
+        logits = denoiser.logits(x_t, t) + self.log_lik[None, :]
+        if self.draw:
+            self.index = _gumbel_argmax(logits, self.generator)
+            x0 = denoiser.x_train[self.index]
+        else:
+            x0 = torch.softmax(logits, 1) @ denoiser.x_train
+        return x0.to(x_t.dtype)
 
 
 def posterior_terminal_sample(x_train, schedule: Schedule, log_lik, n: int,
@@ -246,7 +228,7 @@ def exact_posterior_sample(x_train, forward: Forward, y, gamma: float, schedule:
     \\sqrt{\\bar\\alpha_t}x_n, (1-\\bar\\alpha_t)I)` with the lookup weights :math:`w_n`, and
     :math:`p(y\\mid x_t) = \\sum_n p(x_0{=}x_n\\mid x_t)\\,p(y\\mid x_n)` exactly.  So the
     posterior denoiser is the closed-form denoiser with ``log p(y | x_n)`` added to its
-    logits (:class:`PosteriorDenoiser`), at every level.
+    logits (:class:`ExactGuidance` in :func:`memprior.diffusion.sample`), at every level.
 
     Parameters
     ----------
@@ -284,33 +266,17 @@ def exact_posterior_sample(x_train, forward: Forward, y, gamma: float, schedule:
     if method not in ("ancestral", "ddpm", "ddim"):
         raise ValueError(f"method: must be 'ancestral', 'ddpm' or 'ddim', got {method!r}")
     ll = log_likelihoods(forward, x_train, y, gamma)
-    den = PosteriorDenoiser(x_train, schedule, ll)
-    xtr = den.x_train
-    ts = timesteps(schedule, steps)
+    prior = MemorizedDenoiser(x_train, schedule)
+    timesteps(schedule, steps)  # validate before drawing
     if x_T is None:
-        x = posterior_terminal_sample(xtr, schedule, ll, n, generator)
+        x = posterior_terminal_sample(prior.x_train, schedule, ll, n, generator)
     else:
-        x = as_tensor("x_T", x_T, ndim=2).to(_F64)
-        check_shape("x_T", x, (n, den.dim))
-    k = None
-    for t, a_t, a_s in _pairs(schedule, ts):
-        cx, c0, var = _ddpm_coefs(a_t, a_s)
-        logits = den.logits(x, t)
-        if method == "ancestral":
-            k = _gumbel_argmax(logits, generator)
-            x0 = xtr[k]
-        else:
-            x0 = torch.softmax(logits, 1) @ xtr
-        if method == "ddim":
-            e = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-            x = a_s.sqrt() * x0 + (1 - a_s).sqrt() * e
-        else:
-            x = cx * x + c0 * x0
-            if var > 0:
-                x = x + math.sqrt(var) * _randn(x.shape, generator)
+        x = start_points(prior, schedule, n, x_T=x_T, dtype=_F64)
+    guide = ExactGuidance(ll, draw=method == "ancestral", generator=generator)
+    x = sample(prior, schedule, x, step="ddim" if method == "ddim" else "ddpm", guidance=guide, steps=steps,
+               generator=generator)
     if return_index:
-        if method != "ancestral":
-            k = pairwise_sq_dists(x, xtr).argmin(1)
+        k = guide.index if method == "ancestral" else pairwise_sq_dists(x, prior.x_train).argmin(1)
         return x, k
     return x
 
@@ -350,41 +316,76 @@ def noisy_likelihoods(x_train, forward: Forward, y, gamma: float, schedule: Sche
     schedule = check_schedule(schedule)
     t = schedule.check_t(t)
     ll = log_likelihoods(forward, x_train, y, gamma)
-    xtr = as_train(x_train).to(_F64)
+    prior = MemorizedDenoiser(x_train, schedule)
     yt = as_data(y, _F64)
-    x = as_tensor("x_t", x_t, ndim=2).to(_F64)
-    if x.shape[1] != xtr.shape[1]:
-        raise ValueError(f"x_t: expected shape [B, {xtr.shape[1]}] (d of x_train), got {list(x.shape)}")
-    ab = schedule.alpha_bar[t].to(_F64)
-    lw = torch.log_softmax(-pairwise_sq_dists(x, ab.sqrt() * xtr) / (2 * (1 - ab)), 1)
+    lw = torch.log_softmax(prior.logits(x_t, t), 1)
     exact = torch.logsumexp(lw + ll[None, :], 1)
     with torch.no_grad():
-        dps = _gauss_loglik(forward, lw.exp() @ xtr, yt, gamma, "x0_hat")
+        dps = _gauss_loglik(forward, lw.exp() @ prior.x_train, yt, gamma, "x0_hat")
     return exact, dps
 
 
 # ============================================================================ DPS (Chung et al.)
-def _dps_init(denoiser, schedule, n, generator, x_T, dim):
-    if x_T is not None:
-        x = as_tensor("x_T", x_T, ndim=2).to(_F64)
-        check_shape("x_T", x, (n, dim))
-        return x.clone()
-    xt = getattr(denoiser, "x_train", None)
-    if xt is None:
-        raise ValueError("x_T: the denoiser has no .x_train to draw the terminal marginal from; pass x_T [n, d]")
-    from .diffusion import terminal_sample
-    return terminal_sample(xt, schedule, n, generator=generator, dtype=_F64)
+class DPSGuidance(Guidance):
+    """DPS's guidance (Chung et al. 2023), as a :class:`memprior.diffusion.Guidance`.
 
+    :meth:`denoise` evaluates :math:`\\hat x_0 = D(x_t, t)` with autograd on and the gradient
+    :math:`\\nabla_{x_t}\\|y - F(\\hat x_0)\\|^2` *through the denoiser*; :meth:`adjust` subtracts
+    :math:`\\zeta_t` times it from the DDPM update (the step rules are those of :func:`dps_sample`).
+    After a run, ``residual`` and ``step`` hold ``||r||`` and the length of each guidance step per
+    level, and ``x0_hat`` the last clean estimate.
 
-def _denoise(denoiser, x: torch.Tensor, t: int) -> torch.Tensor:
-    dtype = getattr(denoiser, "dtype", _F64)
-    out = denoiser.denoise(x.to(dtype), t)
-    return out.to(_F64)
+    Parameters
+    ----------
+    forward : callable ``[B, d] -> [B, m]`` (differentiable with torch)
+    y : Tensor[m]
+    gamma : float > 0
+    zeta : float > 0
+    rule : {"chung", "plugin"}
+    """
+
+    def __init__(self, forward: Forward, y, gamma: float, zeta: float, rule: str = "chung"):
+        check_forward(forward)
+        self.gamma = check_positive("gamma", gamma)
+        self.zeta = check_positive("zeta", zeta)
+        if rule not in ("chung", "plugin"):
+            raise ValueError(f"rule: must be 'chung' or 'plugin', got {rule!r}")
+        self.forward, self.y, self.rule = forward, as_data(y, _F64), rule
+        self.residual: list[torch.Tensor] = []
+        self.step: list[torch.Tensor] = []
+        self.x0_hat = None
+
+    def denoise(self, denoiser, x_t, t):
+        xr = x_t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            x0 = denoiser.denoise(xr.to(getattr(denoiser, "dtype", _F64)), t).to(_F64)
+            r = self.y[None, :] - apply_forward(self.forward, x0, self.y.shape[0], "x0_hat", dtype=_F64,
+                                                finite=False)
+            sq = (r ** 2).sum(1)
+            (self._grad,) = torch.autograd.grad(sq.sum(), xr)
+        self._sq = sq.detach()
+        self.x0_hat = x0.detach()
+        return self.x0_hat.to(x_t.dtype)
+
+    def adjust(self, x_s, x0_hat, t, a_t, a_s):
+        sq = self._sq
+        if self.rule == "chung":
+            coef = self.zeta / sq.sqrt().clamp(min=_TINY)
+        else:
+            a_ts = a_t / a_s
+            coef = torch.full_like(sq, self.zeta * float((1 - a_ts) / a_ts.sqrt()) / (2 * self.gamma ** 2))
+        delta = coef[:, None] * self._grad
+        x = x_s - delta
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"dps_sample: non-finite iterate at level t={t}; reduce zeta (got {self.zeta})")
+        self.residual.append(sq.sqrt())
+        self.step.append(delta.norm(dim=1))
+        return x
 
 
 def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, n: int, zeta: float = 1.0,
                generator: torch.Generator | None = None, *, rule: str = "chung", x_T=None,
-               steps: int | None = None, return_info: bool = False, show_progress: bool = True):
+               steps: int | None = None, return_info: bool = False, show_progress: bool = True, callback=None):
     """Diffusion posterior sampling (DPS) of Chung et al. (2023).
 
     At each visited level ``t`` (next level ``s``):
@@ -394,6 +395,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     3. guidance :math:`x_s = x_s' - \\zeta_t\\,\\nabla_{x_t}\\|r\\|^2`, the gradient taken
        *through the denoiser*.
 
+    That is :func:`memprior.diffusion.sample` with ``step="ddpm"`` and :class:`DPSGuidance`.
     With ``rule="chung"`` (their Algorithm 1 and step rule)
     :math:`\\zeta_t = \\zeta'/\\|r\\|`, so the step is :math:`2\\zeta'\\nabla_{x_t}\\|r\\|`
     (their code writes it as ``scale * grad ||r||``, i.e. ``scale = 2 zeta'``); ``gamma``
@@ -426,59 +428,68 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
         (length of each guidance step)``}``.
     show_progress : bool
         Show a progress bar over the levels (never in the built book).
+    callback : callable ``(t, x_t, x0_hat)``, optional
+        Called at every visited level (e.g. a :class:`memprior.diffusion.TrajectoryRecorder`).
 
     Returns
     -------
     Tensor[n, d] (and the info dict if requested)
     """
-    dim = _check_denoiser(denoiser)
+    check_denoiser(denoiser)
     schedule = check_schedule(schedule)
-    check_forward(forward)
-    gamma = check_positive("gamma", gamma)
+    guide = DPSGuidance(forward, y, gamma, zeta, rule)
     n = check_int("n", n, low=1)
-    zeta = check_positive("zeta", zeta)
-    if rule not in ("chung", "plugin"):
-        raise ValueError(f"rule: must be 'chung' or 'plugin', got {rule!r}")
-    yt = as_data(y, _F64)
     ts = timesteps(schedule, steps)
-    x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
-    res_hist, step_hist = [], []
-    x0 = x
-    for t, a_t, a_s in _maybe_progress(_pairs(schedule, ts), "DPS", show_progress):
-        cx, c0, var = _ddpm_coefs(a_t, a_s)
-        xr = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            x0 = _denoise(denoiser, xr, t)
-            r = yt[None, :] - apply_forward(forward, x0, yt.shape[0], "x0_hat", dtype=_F64, finite=False)
-            sq = (r ** 2).sum(1)
-            (grad,) = torch.autograd.grad(sq.sum(), xr)
-        x0 = x0.detach()
-        sq = sq.detach()
-        if rule == "chung":
-            coef = zeta / sq.sqrt().clamp(min=_TINY)
-        else:
-            a_ts = a_t / a_s
-            coef = torch.full_like(sq, zeta * float((1 - a_ts) / a_ts.sqrt()) / (2 * gamma ** 2))
-        delta = coef[:, None] * grad
-        x = cx * x + c0 * x0
-        if var > 0:
-            x = x + math.sqrt(var) * _randn(x.shape, generator)
-        x = x - delta
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"dps_sample: non-finite iterate at level t={t}; reduce zeta (got {zeta})")
-        if return_info:
-            res_hist.append(sq.sqrt())
-            step_hist.append(delta.norm(dim=1))
+    x = start_points(denoiser, schedule, n, x_T=x_T, dtype=_F64, generator=generator)
+    x = sample(denoiser, schedule, x, step="ddpm", guidance=guide, callback=callback, steps=steps,
+               generator=generator, desc="DPS" if show_progress else None)
     if return_info:
-        return x, {"x0_hat": x0, "residual": torch.stack(res_hist), "step": torch.stack(step_hist),
+        return x, {"x0_hat": guide.x0_hat, "residual": torch.stack(guide.residual), "step": torch.stack(guide.step),
                    "t": torch.tensor(ts, dtype=torch.long)}
     return x
 
 
 # ============================================================================ the paper's variant
-def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: int, eta: float = 0.05,
+class NormalizedGuidance(Guidance):
+    """The paper's normalized guidance step, as a :class:`memprior.diffusion.Guidance`.
+
+    :meth:`adjust` takes :math:`g = \\nabla_{\\hat x_0}\\|y - F(\\hat x_0)\\|^2/\\sqrt{\\bar\\alpha_t}`
+    (the denoiser Jacobian ignored) and moves each sample by ``step_size`` against
+    :math:`g/\\|g\\|` (not where ``g = 0``).  The clean estimate is the denoiser's, without autograd.
+
+    Parameters
+    ----------
+    forward : callable ``[B, d] -> [B, m]`` (differentiable with torch)
+    y : Tensor[m]
+    step_size : float > 0
+        Length of every guidance step (units of x).
+    """
+
+    def __init__(self, forward: Forward, y, step_size: float):
+        check_forward(forward)
+        self.step_size = check_positive("step_size", step_size)
+        self.forward, self.y = forward, as_data(y, _F64)
+        self.x0_hat = None
+
+    def adjust(self, x_s, x0_hat, t, a_t, a_s):
+        self.x0_hat = x0_hat
+        x0r = x0_hat.detach().to(_F64).requires_grad_(True)
+        with torch.enable_grad():
+            r = self.y[None, :] - apply_forward(self.forward, x0r, self.y.shape[0], "x0_hat", dtype=_F64,
+                                                finite=False)
+            (g,) = torch.autograd.grad((r ** 2).sum(), x0r)
+        g = g / a_t.sqrt()
+        gn = g.norm(dim=1, keepdim=True)
+        direction = torch.where(gn > 0, g / gn.clamp(min=_TINY), torch.zeros_like(g))
+        x = x_s - self.step_size * direction
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"dps_normalized_sample: non-finite iterate at level t={t}")
+        return x
+
+
+def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: int, step_size: float = 0.05,
                           generator: torch.Generator | None = None, *, x_T=None, steps: int | None = None,
-                          return_info: bool = False, show_progress: bool = True):
+                          return_info: bool = False, show_progress: bool = True, callback=None):
     """The normalized-gradient DPS variant of the paper (Siahkoohi & Sabeddu 2026).
 
     At each visited level ``t`` (next level ``s``, with :math:`\\bar\\alpha_s = 1` after the last):
@@ -487,10 +498,11 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     2. deterministic DDIM: :math:`x_s' = \\sqrt{\\bar\\alpha_s}\\,\\hat x_0 + \\sqrt{1-\\bar\\alpha_s}\\,\\hat\\varepsilon`;
     3. :math:`g = \\nabla_{\\hat x_0}\\|y - F(\\hat x_0)\\|^2 / \\sqrt{\\bar\\alpha_t}` (the denoiser
        Jacobian replaced by :math:`I/\\sqrt{\\bar\\alpha_t}`);
-    4. :math:`x_s = x_s' - \\eta\\, g/\\|g\\|` per sample (no step where ``g = 0``).
+    4. :math:`x_s = x_s' - \\ell\\, g/\\|g\\|` per sample, :math:`\\ell` = ``step_size`` (no step where ``g = 0``).
 
+    That is :func:`memprior.diffusion.sample` with ``step="ddim"`` and :class:`NormalizedGuidance`.
     The last step is applied after the final denoising, so every returned sample lies at
-    distance exactly ``eta`` from the denoiser's last output (where ``g != 0``).  Because of
+    distance exactly ``step_size`` from the denoiser's last output (where ``g != 0``).  Because of
     step 4, the factor :math:`1/\\sqrt{\\bar\\alpha_t}` of step 3 has no effect.
 
     Parameters
@@ -500,8 +512,9 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     forward : callable ``[B, d] -> [B, m]`` (differentiable with torch)
     y : Tensor[m]
     n : int >= 1
-    eta : float > 0
-        Length of every guidance step (units of x; the paper uses 0.02-0.07).
+    step_size : float > 0
+        Length of every guidance step (units of x; the paper, which calls it :math:`\\eta`, uses
+        0.02-0.07).  Not DDIM's stochasticity ``eta`` of :func:`memprior.diffusion.ddim_sample`.
     generator : torch.Generator, optional
         Used only to draw the start.
     x_T : Tensor[n, d], optional
@@ -512,37 +525,23 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
         Also return ``{"x0_hat": Tensor[n, d]}``, the denoiser output at the last level.
     show_progress : bool
         Show a progress bar over the levels (never in the built book).
+    callback : callable ``(t, x_t, x0_hat)``, optional
+        Called at every visited level (e.g. a :class:`memprior.diffusion.TrajectoryRecorder`).
 
     Returns
     -------
     Tensor[n, d] (and the info dict if requested)
     """
-    dim = _check_denoiser(denoiser)
+    check_denoiser(denoiser)
     schedule = check_schedule(schedule)
-    check_forward(forward)
+    guide = NormalizedGuidance(forward, y, step_size)
     n = check_int("n", n, low=1)
-    eta = check_positive("eta", eta)
-    yt = as_data(y, _F64)
-    ts = timesteps(schedule, steps)
-    x = _dps_init(denoiser, schedule, n, generator, x_T, dim)
-    x0 = x
-    for t, a_t, a_s in _maybe_progress(_pairs(schedule, ts), "DPS (normalized)", show_progress):
-        with torch.no_grad():
-            x0 = _denoise(denoiser, x, t)
-        e = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-        x_next = a_s.sqrt() * x0 + (1 - a_s).sqrt() * e
-        x0r = x0.detach().requires_grad_(True)
-        with torch.enable_grad():
-            r = yt[None, :] - apply_forward(forward, x0r, yt.shape[0], "x0_hat", dtype=_F64, finite=False)
-            (g,) = torch.autograd.grad((r ** 2).sum(), x0r)
-        g = g / a_t.sqrt()
-        gn = g.norm(dim=1, keepdim=True)
-        direction = torch.where(gn > 0, g / gn.clamp(min=_TINY), torch.zeros_like(g))
-        x = x_next - eta * direction
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"dps_normalized_sample: non-finite iterate at level t={t}")
+    timesteps(schedule, steps)  # validate before drawing
+    x = start_points(denoiser, schedule, n, x_T=x_T, dtype=_F64, generator=generator)
+    x = sample(denoiser, schedule, x, step="ddim", guidance=guide, callback=callback, steps=steps,
+               generator=generator, desc="DPS (normalized)" if show_progress else None)
     if return_info:
-        return x, {"x0_hat": x0}
+        return x, {"x0_hat": guide.x0_hat}
     return x
 
 
@@ -559,6 +558,37 @@ def _systematic_resample(logw: torch.Tensor, generator) -> torch.Tensor:
     cw[:, -1] = 1.0
     u = (torch.rand((R, 1), generator=generator, dtype=_F64) + torch.arange(K, dtype=_F64)[None, :]) / K
     return torch.searchsorted(cw, u).clamp(max=K - 1)
+
+
+def _smc_proposal(kernel: str, x, x0, lg, g, coefs, xtr, generator):
+    """Propose ``x_s`` for every particle from the prior's reverse kernel shifted by ``var * g``.
+
+    ``g`` is the twist's gradient at ``x_t``, ``lg`` the prior logits, ``x0`` the prior's clean
+    estimate, ``coefs = (c_x, c_0, var)`` of :func:`memprior.diffusion.ddpm_coefficients`.  Returns
+    ``(x_s, log p(x_s | x_t), log q(x_s | x_t, y))`` (prior kernel and proposal, up to a shared constant).
+    """
+    cx, c0, var = coefs
+    shift = var * g
+    if kernel == "gaussian":
+        mean = cx * x + c0 * x0
+        x_new = mean + shift + math.sqrt(var) * _randn(x.shape, generator)
+        return x_new, _log_normal_kernel(x_new, mean, var), _log_normal_kernel(x_new, mean + shift, var)
+    lw = torch.log_softmax(lg, 1)  # [R, N]
+    k = _gumbel_argmax(lw, generator)
+    x_new = cx * x + c0 * xtr[k] + shift + math.sqrt(var) * _randn(x.shape, generator)
+    means = cx * x[:, None, :] + c0 * xtr[None, :, :]  # [R, N, d]
+    log_p = torch.logsumexp(lw + _log_normal_kernel(x_new[:, None, :], means, var), 1)
+    log_q = torch.logsumexp(lw + _log_normal_kernel(x_new[:, None, :], means + shift[:, None, :], var), 1)
+    return x_new, log_p, log_q
+
+
+def _smc_reweight(logw: torch.Tensor, log_z: torch.Tensor, inc: torch.Tensor, t: int):
+    """Add the incremental log-weights ``inc [n, K]``: normalized log-weights, log-evidence, ESS fraction."""
+    if not torch.isfinite(inc).all():
+        raise FloatingPointError(f"smc_sample: non-finite incremental weight at level t={t}")
+    log_z = log_z + torch.logsumexp(logw + inc, 1)
+    logw = torch.log_softmax(logw + inc, 1)
+    return logw, log_z, 1.0 / torch.exp(torch.logsumexp(2 * logw, 1)) / logw.shape[1]
 
 
 def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n: int, n_particles: int = 16,
@@ -631,33 +661,17 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     ts = timesteps(schedule, steps)
     R = n * K
 
-    def prior_logits(x, t):
-        a = ab[t]
-        return -pairwise_sq_dists(x, a.sqrt() * xtr) / (2 * (1 - a))
+    prior = MemorizedDenoiser(xtr, schedule)
 
     def twist(x, t):
-        """log p~_t(y | x), its gradient, and the prior logits at level t."""
+        """log p~_t(y | x), its gradient, the prior logits and the prior's clean estimate at level t."""
         xr = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            lg = prior_logits(xr, t)
+            lg = prior.logits(xr, t)
             x0 = torch.softmax(lg, 1) @ xtr
             lt = _gauss_loglik(forward, x0, yt, gamma, "x0_hat")
             (g,) = torch.autograd.grad(lt.sum(), xr)
         return lt.detach(), g, lg.detach(), x0.detach()
-
-    # start: the prior's terminal marginal, weighted by the twist
-    k0 = torch.randint(N, (R,), generator=generator)
-    x = ab[ts[0]].sqrt() * xtr[k0] + (1 - ab[ts[0]]).sqrt() * _randn((R, d), generator)
-    lt, g, lg, x0 = twist(x, ts[0])
-    logw = torch.full((n, K), -math.log(K), dtype=_F64)
-    log_z = torch.zeros(n, dtype=_F64)
-    inc = lt.view(n, K)
-    log_z += torch.logsumexp(logw + inc, 1)
-    logw = torch.log_softmax(logw + inc, 1)
-    n_res = torch.zeros(n, dtype=torch.long)
-    ess_hist = []
-    index = torch.full((n,), -1, dtype=torch.long)
-    pairs = _pairs(schedule, ts)
 
     def maybe_resample(x, lt, g, lg, x0, logw, n_res):
         ess = 1.0 / torch.exp(torch.logsumexp(2 * logw, 1))  # [n]
@@ -672,46 +686,39 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
             logw = logw.clone()
             logw[need] = -math.log(K)
             n_res = n_res + need.long()
-        return x, lt, g, lg, x0, logw, n_res, ess
+        return x, lt, g, lg, x0, logw, n_res
 
-    for i, (t, a_t, a_s) in enumerate(_maybe_progress(pairs, "SMC", show_progress)):
-        x, lt, g, lg, x0, logw, n_res, ess = maybe_resample(x, lt, g, lg, x0, logw, n_res)
-        cx, c0, var = _ddpm_coefs(a_t, a_s)
-        last = i == len(pairs) - 1
-        if not last:
-            shift = var * g
-            if kernel == "gaussian":
-                mean = cx * x + c0 * x0
-                x_new = mean + shift + math.sqrt(var) * _randn(x.shape, generator)
-                log_p = _log_normal_kernel(x_new, mean, var)
-                log_q = _log_normal_kernel(x_new, mean + shift, var)
-            else:
-                lw = torch.log_softmax(lg, 1)  # [R, N]
-                k = _gumbel_argmax(lw, generator)
-                x_new = cx * x + c0 * xtr[k] + shift + math.sqrt(var) * _randn(x.shape, generator)
-                means = cx * x[:, None, :] + c0 * xtr[None, :, :]  # [R, N, d]
-                log_p = torch.logsumexp(lw + _log_normal_kernel(x_new[:, None, :], means, var), 1)
-                log_q = torch.logsumexp(lw + _log_normal_kernel(x_new[:, None, :], means + shift[:, None, :], var), 1)
-            t_next = ts[i + 1]
-            lt_new, g, lg, x0 = twist(x_new, t_next)
+    # start: the prior's terminal marginal, weighted by the twist
+    k0 = torch.randint(N, (R,), generator=generator)
+    x = ab[ts[0]].sqrt() * xtr[k0] + (1 - ab[ts[0]]).sqrt() * _randn((R, d), generator)
+    lt, g, lg, x0 = twist(x, ts[0])
+    logw, log_z, _ = _smc_reweight(torch.full((n, K), -math.log(K), dtype=_F64), torch.zeros(n, dtype=_F64),
+                                   lt.view(n, K), ts[0])
+    n_res = torch.zeros(n, dtype=torch.long)
+    ess_hist = []
+    index = torch.full((n,), -1, dtype=torch.long)
+    levels = range(len(ts))
+    for i in (progress(levels, desc="SMC", total=len(ts)) if show_progress else levels):
+        t = ts[i]
+        x, lt, g, lg, x0, logw, n_res = maybe_resample(x, lt, g, lg, x0, logw, n_res)
+        if i + 1 < len(ts):
+            coefs = ddpm_coefficients(ab[t], ab[ts[i + 1]])
+            x_new, log_p, log_q = _smc_proposal(kernel, x, x0, lg, g, coefs, xtr, generator)
+            lt_new, g, lg, x0 = twist(x_new, ts[i + 1])
             inc = (log_p + lt_new - lt - log_q).view(n, K)
             x, lt = x_new, lt_new
+        elif kernel == "gaussian":
+            # last level -> clean sample: the prior's clean estimate
+            x = x0
+            inc = (_gauss_loglik(forward, x0, yt, gamma, "x0_hat") - lt).view(n, K)
         else:
-            # last level -> clean sample
-            if kernel == "gaussian":
-                x = x0
-                inc = (_gauss_loglik(forward, x0, yt, gamma, "x0_hat") - lt).view(n, K)
-                k_last = None
-            else:
-                lw = torch.log_softmax(lg, 1) + ll[None, :]
-                k_last = _gumbel_argmax(lw, generator)
-                x = xtr[k_last]
-                inc = (torch.logsumexp(lw, 1) - lt).view(n, K)
-        if not torch.isfinite(inc).all():
-            raise FloatingPointError(f"smc_sample: non-finite incremental weight at level t={t}")
-        log_z += torch.logsumexp(logw + inc, 1)
-        logw = torch.log_softmax(logw + inc, 1)
-        ess_hist.append(1.0 / torch.exp(torch.logsumexp(2 * logw, 1)) / K)
+            # last level -> clean sample: a training point drawn from the exact reweighted kernel
+            lw = torch.log_softmax(lg, 1) + ll[None, :]
+            k_last = _gumbel_argmax(lw, generator)
+            x = xtr[k_last]
+            inc = (torch.logsumexp(lw, 1) - lt).view(n, K)
+        logw, log_z, ess = _smc_reweight(logw, log_z, inc, t)
+        ess_hist.append(ess)
     pick = _gumbel_argmax(logw, generator)  # [n]
     rows = torch.arange(n) * K + pick
     out = x[rows]
@@ -723,33 +730,9 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
 
 
 # ============================================================================ diagnostics
-def nearest_training_point(samples, x_train):
-    """Index of and distance to each sample's nearest training point.
-
-    Parameters
-    ----------
-    samples : Tensor[B, d]
-    x_train : Tensor[N, d]
-
-    Returns
-    -------
-    (LongTensor[B], Tensor[B])
-        Index of the nearest training point, and the Euclidean distance to it.
-    """
-    xtr = as_train(x_train).to(_F64)
-    s = as_tensor("samples", samples, ndim=2).to(_F64)
-    if s.shape[0] < 1:
-        raise ValueError("samples: need at least one sample, got shape " + str(list(s.shape)))
-    if s.shape[1] != xtr.shape[1]:
-        raise ValueError(f"samples: expected shape [B, {xtr.shape[1]}] (d of x_train), got {list(s.shape)}")
-    d2 = pairwise_sq_dists(s, xtr)
-    dmin, idx = d2.min(1)
-    return idx, dmin.clamp(min=0).sqrt()
-
-
 def assignment_frequencies(samples, x_train) -> torch.Tensor:
     """Fraction of samples whose nearest training point is ``x_n``, shape ``[N]`` (sums to one)."""
-    idx, _ = nearest_training_point(samples, x_train)
+    idx = nearest(samples, x_train).index
     N = as_train(x_train).to(_F64).shape[0]
     return torch.bincount(idx, minlength=N).to(_F64) / idx.numel()
 

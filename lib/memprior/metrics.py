@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import as_tensor, as_train, check_int, check_positive
+from .mixture import pairwise_sq_dists
 
 __all__ = [
     "PAPER_THRESHOLD",
     "D1D2_THRESHOLD",
     "sorted_distances",
+    "Nearest",
     "nearest",
     "nn_ratio",
     "d1_d2",
@@ -81,21 +84,54 @@ def sorted_distances(samples, x_train, k: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def nearest(samples, x_train):
-    """Nearest training point of each sample.
+class Nearest(NamedTuple):
+    """Each sample's nearest training point: what :func:`nearest` returns.
+
+    A named tuple, so ``distance, index = nearest(samples, x_train)`` unpacks in this order.
+
+    Attributes
+    ----------
+    distance : Tensor[B], float64
+        Euclidean distance from each sample to its nearest training point (units of the data).
+    index : LongTensor[B]
+        Row of ``x_train`` holding that point (the first such row on a tie).
+    """
+
+    distance: torch.Tensor
+    index: torch.Tensor
+
+
+def nearest(samples, x_train) -> Nearest:
+    """Nearest training point of each sample, and the distance to it.
+
+    The one nearest-neighbour search of the library (the memorization metrics, the samplers'
+    assignments in :mod:`memprior.guidance` and the experiments all use it).  Distances are computed
+    from coordinate differences, not from the expansion ``|s|^2 + |x|^2 - 2 s.x``, so that a sample
+    on a training point gets distance exactly 0.
+
+    Parameters
+    ----------
+    samples : Tensor[B, d], B >= 1
+    x_train : Tensor[N, d], N >= 1
 
     Returns
     -------
-    (Tensor[B] distances, LongTensor[B] indices into ``x_train``)
+    Nearest
+        ``(distance [B] float64, index [B] long)``, in this order; also ``.distance`` and ``.index``.
+
+    Raises
+    ------
+    ValueError
+        If either set is empty or not two-dimensional, or the dimensions ``d`` differ.
     """
-    s, x = _pair(samples, x_train)
-    ds, idx = [], []
-    for i in range(0, s.shape[0], _CHUNK):
-        d = torch.cdist(s[i:i + _CHUNK], x)
-        v, j = d.min(1)
-        ds.append(v)
-        idx.append(j)
-    return torch.cat(ds), torch.cat(idx)
+    x = as_train(x_train).to(torch.float64)
+    s = as_tensor("samples", samples, ndim=2).to(torch.float64)
+    if s.shape[0] < 1:
+        raise ValueError(f"samples: need at least one row, got shape {list(s.shape)}")
+    if s.shape[1] != x.shape[1]:
+        raise ValueError(f"samples: expected shape [B, {x.shape[1]}] (d of x_train), got {list(s.shape)}")
+    d2, idx = pairwise_sq_dists(s, x).min(1)
+    return Nearest(distance=d2.clamp(min=0).sqrt(), index=idx)
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -220,7 +256,7 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None,
                         n_pairs: int = 6) -> MemorizationReport:
     """Memorization table and nearest-pair gallery for a set of generated samples.
 
-    The figure is drawn by :func:`memprior.plots.diffusion.memorization_report_figure`.
+    The figure is drawn by :func:`memprior.plots.diffusion.fig_memorization_report`.
 
     Parameters
     ----------
@@ -253,7 +289,7 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None,
     for name, z in sets:
         r = nn_ratio(z, x, k=k)
         q = d1_d2(z, x)
-        d1, _ = nearest(z, x)
+        d1 = nearest(z, x).distance
         fr, fr_se = memorized_fraction(r, PAPER_THRESHOLD)
         fq, fq_se = memorized_fraction(q, D1D2_THRESHOLD)
         rows.append({"set": name, "n": int(z.shape[0]), "median r": float(r.median()),
@@ -261,7 +297,7 @@ def memorization_report(samples, x_train, fresh=None, k: int | None = None,
                      "median d1": float(d1.median())})
         scores[name] = (r, q)
     r, _ = scores["generated"]
-    _, idx = nearest(s, x)
+    idx = nearest(s, x).index
     order = torch.argsort(r)
     m = min(n_pairs, s.shape[0])
     pick = torch.cat([order[: (m + 1) // 2], order[len(order) - m // 2:]]) if m > 1 else order[:1]

@@ -19,7 +19,7 @@ import torch
 
 from ._checks import as_points, as_train, check_int, check_positive
 
-__all__ = ["GaussianMixturePrior", "pairwise_sq_dists"]
+__all__ = ["GaussianMixturePrior", "pairwise_sq_dists", "gaussian_logits"]
 
 # Largest number of elements of a [B, N, d] difference tensor built at once.
 _CHUNK_ELEMS = 2_000_000
@@ -47,6 +47,39 @@ def pairwise_sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     if step >= B:
         return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
     return torch.cat([((x[i:i + step, None, :] - c[None, :, :]) ** 2).sum(-1) for i in range(0, B, step)])
+
+
+def gaussian_logits(x: torch.Tensor, centres: torch.Tensor, var, *, normalized: bool = False) -> torch.Tensor:
+    """Gaussian log-densities ``log N(x_b; c_n, var I_d)`` of every point under every centre.
+
+    The one Gaussian lookup of the library: the lookup posterior (``x = y``, centres ``F(x_n)``,
+    ``var = gamma^2``), the likelihood of each training point, the memorized denoiser
+    (centres ``sqrt(alpha_bar_t) x_n``, ``var = 1 - alpha_bar_t``) and the mixture prior all call it.
+    The squared distances come from :func:`pairwise_sq_dists` (differences, never the expansion
+    ``|x|^2 - 2 x.c + |c|^2``, which loses all precision for points far from the origin).
+    Differentiable in ``x`` and ``centres``.
+
+    Parameters
+    ----------
+    x : Tensor [B, d]
+    centres : Tensor [N, d]
+    var : float or 0-d Tensor, > 0
+        Variance of every coordinate (units of x squared).
+    normalized : bool
+        Include the constant ``-d/2 log(2 pi var)`` (a normalized density); default ``False``
+        (the logits ``-||x_b - c_n||^2 / (2 var)``, enough for softmax weights).
+
+    Returns
+    -------
+    Tensor [B, N]
+    """
+    out = -pairwise_sq_dists(x, centres) / (2 * var)
+    if normalized:
+        d = x.shape[1]
+        if isinstance(var, torch.Tensor):
+            return out - 0.5 * d * torch.log(2 * math.pi * var)
+        return out - 0.5 * d * math.log(2 * math.pi * var)
+    return out
 
 
 class GaussianMixturePrior:
@@ -97,8 +130,7 @@ class GaussianMixturePrior:
         -------
         Tensor [B, N]
         """
-        x = self._x(x)
-        return -pairwise_sq_dists(x, self.x_train) / (2.0 * self.sigma ** 2)
+        return gaussian_logits(self._x(x), self.x_train, self.sigma ** 2)
 
     # --------------------------------------------------------------- public API
     def log_prob(self, x) -> torch.Tensor:

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from ._checks import apply_forward, as_data, as_points, as_tensor, as_train, check_forward, check_int, check_positive
-from .mixture import pairwise_sq_dists
+from .mixture import gaussian_logits, pairwise_sq_dists
 
 __all__ = [
     "lookup_weights",
@@ -98,8 +98,7 @@ def lookup_weights(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
     """
     gamma = check_positive("gamma", gamma)
     x, yt, Fx = _prepare(forward, x_train, y)
-    misfit = ((yt[None, :] - Fx) ** 2).sum(1) / (2.0 * gamma ** 2)
-    return torch.softmax(-misfit, dim=0)
+    return torch.softmax(gaussian_logits(yt[None, :], Fx, gamma ** 2)[0], dim=0)
 
 
 # ----------------------------------------------------------------------------- Jacobians

@@ -49,9 +49,8 @@ Threads
 -------
 Sparse factorizations and solves run in scipy's SuperLU, which calls OpenBLAS for its dense
 kernels.  Every factorization, solve and dense contraction runs with at most ``threads`` BLAS
-threads (default 1): through ``threadpoolctl`` when it is installed, otherwise through the thread
-setters of the OpenBLAS libraries that numpy and scipy load (see :func:`blas_threads`).  On a
-busy 2-core machine, unpinned OpenBLAS threads made the factorizations several times slower.
+threads (default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  On a busy 2-core
+machine, unpinned OpenBLAS threads made the factorizations several times slower.
 """
 from __future__ import annotations
 
@@ -71,77 +70,19 @@ from ._checks import check_int, check_positive
 __all__ = ["Acquisition", "Helmholtz2D", "HelmholtzData", "helmholtz_data", "blas_threads",
            "greens_function_2d", "greens_function_error"]
 
-try:  # optional: pin BLAS thread pools
-    from threadpoolctl import threadpool_limits as _threadpool_limits
-except ImportError:  # pragma: no cover - depends on the environment
-    _threadpool_limits = None
+from threadpoolctl import threadpool_limits
 
 _PERMC_SPECS = ("MMD_AT_PLUS_A", "COLAMD", "MMD_ATA", "NATURAL")
 
 
-_OPENBLAS_API = (("openblas_get_num_threads", "openblas_set_num_threads"),
-                 ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-                 ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                 ("openblas_get_num_threads64_", "openblas_set_num_threads64_"))
-_openblas_cache: list | None = None
-
-
-def _openblas_libraries() -> list:
-    """(get, set) thread functions of every OpenBLAS loaded in this process (Linux; else empty).
-
-    A small fallback for threadpoolctl: scipy and numpy wheels each bundle an OpenBLAS, and
-    SuperLU calls scipy's.  On a busy 2-core machine, two BLAS threads per process make the
-    sparse factorization several times slower than one.
-    """
-    global _openblas_cache
-    if _openblas_cache is None:
-        import ctypes
-
-        found = []
-        try:
-            with open("/proc/self/maps") as fh:
-                paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.lower() and ".so" in ln})
-        except OSError:
-            paths = []
-        for path in paths:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for get, put in _OPENBLAS_API:
-                if hasattr(lib, get) and hasattr(lib, put):
-                    found.append((getattr(lib, get), getattr(lib, put)))
-                    break
-        _openblas_cache = found
-    return _openblas_cache
-
-
-@contextlib.contextmanager
-def _openblas_limit(n: int):
-    libs = _openblas_libraries()
-    old = [int(get()) for get, _ in libs]
-    for _, put in libs:
-        put(int(n))
-    try:
-        yield
-    finally:
-        for (_, put), k in zip(libs, old):
-            put(k)
-
-
 def blas_threads(n: int | None):
-    """Context manager limiting BLAS threads to ``n`` for the duration of a block.
+    """Context manager limiting the BLAS thread pools (numpy's and scipy's) to ``n`` threads in a block.
 
-    Uses threadpoolctl when it is installed, otherwise the thread setters of the OpenBLAS
-    libraries loaded by numpy and scipy (found on Linux through ``/proc/self/maps``); elsewhere
-    it is a no-op (set ``OPENBLAS_NUM_THREADS`` before starting Python).  ``n=None`` leaves the
-    pools alone.
+    Through ``threadpoolctl``. ``n=None`` leaves the pools alone.
     """
     if n is None:
         return contextlib.nullcontext()
-    if _threadpool_limits is not None:
-        return _threadpool_limits(limits=int(n), user_api="blas")
-    return _openblas_limit(int(n))
+    return threadpool_limits(limits=check_int("n", n, low=1), user_api="blas")
 
 
 def greens_function_2d(r, k: float):

@@ -240,7 +240,7 @@ def landing_2d(*, n_train: int = 12, scale: float = 1.5, n_samples: int = 400, n
     x = _gaussian(n_train, 2, check_int("seed", seed), scale)
     den = MemorizedDenoiser(x, sch)
     s, traj = ddim_sample(den, sch, n_samples, generator=_gen(seed), return_trajectory=True)
-    d1, _ = metrics.nearest(s, x)
+    d1 = metrics.nearest(s, x).distance
     sep = float((torch.cdist(x, x) + 1e9 * torch.eye(n_train)).min())
     paths = torch.cat([traj["x"][:, :n_paths], s[None, :n_paths]]).numpy()
     out = Landing(x_train=x.numpy(), samples=s.numpy(), paths=paths, max_d1=float(d1.max()), min_separation=sep)
@@ -500,7 +500,7 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     mid = (ts > 20) & (ts < 150)
     t_end = int(ts[-1])
     samples = ddim_sample(net, sch, n_samples, generator=_gen(sample_seed)).double()
-    d1, _ = metrics.nearest(samples, x)
+    d1 = metrics.nearest(samples, x).distance
     out = MLPGap(x_train=x.numpy(), ts=ts, eps_mem=loss["mem", "eps"], eps_mlp=loss["mlp", "eps"],
                  x0_mem=loss["mem", "x0"], x0_mlp=loss["mlp", "x0"], excess=excess,
                  excess_mid=float(np.median(excess[mid])) if mid.any() else float("nan"),
@@ -604,12 +604,12 @@ def memorization_sweep(*, ns=(5, 20, 80), dim: int = 2, snapshots=(300, 1000, 30
         loss_start[i], loss_end[i] = np.mean(net.history["loss"][:5]), np.mean(net.history["loss"][-5:])
         null[0, i] = metrics.memorized_fraction(metrics.null_baseline(fresh, x), THRESHOLDS[0])[0]
         null[1, i] = metrics.memorized_fraction(metrics.null_baseline(fresh, x, metric="d1_d2"), THRESHOLDS[1])[0]
-        null_d1[i] = float(metrics.nearest(fresh, x)[0].median())
+        null_d1[i] = float(metrics.nearest(fresh, x).distance.median())
         for j, st in enumerate(snapshots):
             y = ddim_sample(net.snapshots[st], sch, n_samples, generator=_gen(sample_seed)).double()
             frac[0, i, j], se[0, i, j] = metrics.memorized_fraction(metrics.nn_ratio(y, x), THRESHOLDS[0])
             frac[1, i, j], se[1, i, j] = metrics.memorized_fraction(metrics.d1_d2(y, x), THRESHOLDS[1])
-            med[i, j] = float(metrics.nearest(y, x)[0].median())
+            med[i, j] = float(metrics.nearest(y, x).distance.median())
     out = MemorizationSweep(ns=np.array(ns), snapshots=np.array(snapshots), rules=RULES, frac=frac, se=se, null=null,
                             median_d1=med, null_median_d1=null_d1, loss_start=loss_start, loss_end=loss_end,
                             n_samples=n_samples, n_fresh=n_fresh)

@@ -42,9 +42,10 @@ import numpy as np
 import torch
 
 from .. import diffusion, guidance, metrics, posterior, wave
+from .. import trained
 from .. import velocity as V
 from .._checks import as_tensor, check_int, check_positive, progress
-from ..fwi import (FWIConfig, KLForward, Observation, RecordingDenoiser, TrainingSet, Truth, commitment_curves,
+from ..fwi import (FWIConfig, KLForward, Observation, TrainingSet, Truth, commitment_curves,
                    commitment_steps, complex_noise, complex_nll, gamma_of, lookup_from_misfits, random_field_models,
                    schedule_for, to_complex, to_real, zscore)
 
@@ -135,7 +136,8 @@ class SampleResult:
         Wall time.
     settings : dict
     trajectory : dict or None
-        The recorded iterates ``{"t", "x", "x0_hat"}`` (DPS variants), see :class:`RecordingDenoiser`.
+        The recorded iterates ``{"t", "x", "x0_hat"}`` (DPS variants), see
+        :class:`memprior.diffusion.TrajectoryRecorder`.
     """
 
     method: str
@@ -192,11 +194,11 @@ class FWIExperiment:
             raise TypeError(f"config: expected an FWIConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.show_progress = bool(show_progress)
-        self.basis = V.KLBasis(cfg.n, cfg.n, K=cfg.K)
+        self.basis = V.KLBasis(cfg.grid, cfg.grid, K=cfg.K)
         # cache enough factorizations for a batch of committed samples (one LU per distinct model)
-        self.solver = wave.Helmholtz2D(cfg.n, cfg.n, cfg.dx, npml=cfg.npml, order=cfg.order,
+        self.solver = wave.Helmholtz2D(cfg.grid, cfg.grid, cfg.dx, npml=cfg.npml, order=cfg.order,
                                   cache_size=max(16, 2 * cfg.n_samples + 4))
-        self.acq = wave.Acquisition.transmission(cfg.n, cfg.n, cfg.dx, cfg.n_src, cfg.n_rec)
+        self.acq = wave.Acquisition.transmission(cfg.grid, cfg.grid, cfg.dx, cfg.n_src, cfg.n_rec)
         self.schedule = schedule_for(cfg.n_steps)
         self.n_max = max(cfg.sizes)
         self.pool_z, self.pool_m = random_field_models(self.basis, self.n_max, cfg.seed)
@@ -215,7 +217,7 @@ class FWIExperiment:
 
     def __repr__(self) -> str:
         c = self.cfg
-        return (f"FWIExperiment(n={c.n}, dx={c.dx:.4g} km, freq={c.freq} Hz, {c.n_src} sources / {c.n_rec} "
+        return (f"FWIExperiment(grid={c.grid}, dx={c.dx:.4g} km, freq={c.freq} Hz, {c.n_src} sources / {c.n_rec} "
                 f"receivers, d={c.d}, sizes={c.sizes})")
 
     # -- training data
@@ -290,10 +292,10 @@ class FWIExperiment:
         """
         c = self.cfg
         if kind == "lens":
-            v = V.gaussian_lens(c.n, c.n, c.dx, v0=2.0, dv=-0.4)
+            v = V.gaussian_lens(c.grid, c.grid, c.dx, v0=2.0, dv=-0.4)
         elif kind == "ood":
             g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
-            v = V.rescale(V.grf(1, c.n, c.n, alpha=2.0, tau=3.0, generator=g)[0], 1.7, 2.7)
+            v = V.rescale(V.grf(1, c.grid, c.grid, alpha=2.0, tau=3.0, generator=g)[0], 1.7, 2.7)
         else:
             raise ValueError(f"kind: must be 'lens' or 'ood', got {kind!r}")
         m = V.v_to_m(v)
@@ -352,7 +354,7 @@ class FWIExperiment:
         return diffusion.MemorizedDenoiser(self.training_set(N).u, self.schedule)
 
     def sample(self, method: str, N: int, obs: Observation, n: int | None = None, *, seed: int = 0,
-               zeta: float = 1.0, eta: float = 0.05, steps: int | None = None, denoiser=None,
+               zeta: float = 1.0, step_size: float = 0.05, steps: int | None = None, denoiser=None,
                rule: str = "chung", cached: bool = True) -> SampleResult:
         """Run one posterior sampler.
 
@@ -360,7 +362,7 @@ class FWIExperiment:
         ----------
         method : {"dps", "dps_normalized", "exact"}
             DPS of Chung et al. (autograd through the denoiser, step ``zeta``), the paper's
-            normalized variant (step length ``eta``), or the exact reweighted sampler of the
+            normalized variant (step length ``step_size``), or the exact reweighted sampler of the
             memorized prior.
         N : int
             Training-set size.
@@ -369,7 +371,7 @@ class FWIExperiment:
             Number of samples (default ``cfg.n_samples``).
         seed : int
             Seeds the sampler's generator.
-        zeta, eta, rule : sampler settings (see :mod:`memprior.guidance`).
+        zeta, step_size, rule : sampler settings (see :mod:`memprior.guidance`).
         steps : int, optional
             Visit only ``steps`` evenly spaced levels of the schedule.
         denoiser : optional
@@ -391,24 +393,25 @@ class FWIExperiment:
         key = None
         if denoiser is None:
             fp = hashlib.sha1(obs.y.detach().to(torch.float64).numpy().tobytes()).hexdigest()
-            key = (method, ts.n, n, int(seed), float(zeta), float(eta), steps, rule, bool(cached), fp, obs.gamma)
+            key = (method, ts.n, n, int(seed), float(zeta), float(step_size), steps, rule, bool(cached), fp,
+                   obs.gamma)
             if key in self._runs:
                 return self._runs[key]
         fwd = self.forward(N, cached=cached)
         closed = self.denoiser(N)
         den = closed if denoiser is None else denoiser
-        rec = RecordingDenoiser(den)
+        rec = diffusion.TrajectoryRecorder()
         g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
         calls0 = fwd.n_calls
         lu0 = self.solver.n_factorizations
         t0 = time.perf_counter()
         T = self.schedule.n_steps
         if method == "dps":
-            u = guidance.dps_sample(rec, self.schedule, fwd, obs.y, obs.gamma, n, zeta=zeta, generator=g,
-                                    steps=steps, rule=rule)
+            u = guidance.dps_sample(den, self.schedule, fwd, obs.y, obs.gamma, n, zeta=zeta, generator=g,
+                                    steps=steps, rule=rule, callback=rec)
         elif method == "dps_normalized":
-            u = guidance.dps_normalized_sample(rec, self.schedule, fwd, obs.y, n, eta=eta, generator=g,
-                                               steps=steps)
+            u = guidance.dps_normalized_sample(den, self.schedule, fwd, obs.y, n, step_size=step_size, generator=g,
+                                               steps=steps, callback=rec)
         else:
             u, _ = guidance.exact_posterior_sample(ts.u, fwd, obs.y, obs.gamma, self.schedule, n, generator=g,
                                                    steps=steps, return_index=True)
@@ -427,7 +430,7 @@ class FWIExperiment:
         mis = complex_nll(data, obs.d_obs, obs.sigma_d) / obs.n_data
         res = SampleResult(method=method, N=N, u=u, z=ts.to_z(u), nearest=idx, nearest_dist=dist, commit=commit,
                            misfit_per_datum=mis, n_solver_calls=calls, n_factorizations=lus, seconds=secs,
-                           settings=dict(zeta=zeta, eta=eta, steps=steps, seed=seed, rule=rule, n=n),
+                           settings=dict(zeta=zeta, step_size=step_size, steps=steps, seed=seed, rule=rule, n=n),
                            trajectory=traj)
         if key is not None:
             self._runs[key] = res
@@ -514,7 +517,7 @@ class FWIExperiment:
 
 def run_pipeline(exp: FWIExperiment, truth: str = "lens", sizes=None, methods=METHODS, n: int | None = None,
                  n_fresh: int = 200, sigma: float = 0.05, top: int = 8, seed: int = 0, zeta: float = 1.0,
-                 eta: float = 0.05) -> dict:
+                 step_size: float = 0.05) -> dict:
     """The whole experiment for one truth: lookup, samplers, linearized mixture, memorization, per N.
 
     Used for the paper-scale run (``benchmarks/bench_fwi.py``).  Returns a dict with the
@@ -537,7 +540,7 @@ def run_pipeline(exp: FWIExperiment, truth: str = "lens", sizes=None, methods=ME
     for N in sizes:
         t0 = time.perf_counter()
         lk = exp.lookup(N, obs)
-        samples = {m: exp.sample(m, N, obs, n, seed=seed, zeta=zeta, eta=eta) for m in methods}
+        samples = {m: exp.sample(m, N, obs, n, seed=seed, zeta=zeta, step_size=step_size) for m in methods}
         mix, idx = exp.linearized(N, obs, sigma, top=min(top, N))
         mem = {m: exp.memorization(s.z, N, fresh) for m, s in samples.items()}
         res[N] = dict(lookup=lk, samples=samples, linearized=mix, linearized_index=idx, memorization=mem)
@@ -605,7 +608,7 @@ class Setting:
 
     Attributes
     ----------
-    n : int
+    grid : int
         Grid points per side.
     dx_m : float
         Grid spacing (m).
@@ -639,7 +642,7 @@ class Setting:
         km/s: ``n_show`` training models, the lens, its KL projection, the OOD field, its projection.
     """
 
-    n: int
+    grid: int
     dx_m: float
     dx: float
     freq: float
@@ -682,7 +685,7 @@ def setting(exp: FWIExperiment, *, n_show: int = 4) -> Setting:
         titles += [f"{name} (truth)", f"{name.split()[0]}, KL proj."]
         vel += [t.v, V.m_to_v(t.m_kl)]
     pool_s = exp.timings["pool_data"]
-    return Setting(n=c.n, dx_m=1000 * c.dx, dx=c.dx, freq=c.freq, points_per_wavelength=exp.points_per_wavelength,
+    return Setting(grid=c.grid, dx_m=1000 * c.dx, dx=c.dx, freq=c.freq, points_per_wavelength=exp.points_per_wavelength,
                    n_src=c.n_src, n_rec=c.n_rec, n_data=o.n_data, d=c.d, n_max=exp.n_max, pool_seconds=pool_s,
                    ms_per_model=1000 * pool_s / exp.n_max, kl_error_lens=kl_err["lens"], kl_error_ood=kl_err["ood"],
                    nll_truth=o.nll_truth,
@@ -939,8 +942,9 @@ def _summarize(exp: FWIExperiment, res: SampleResult, rank: torch.Tensor, best: 
 
 
 def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", zeta: float = 0.5,
-                     eta: float = 0.05, seed: int = 0, n_prior: int = 200, prior_seed: int = 1) -> SamplerComparison:
-    """Run DPS (step ``zeta``), the normalized variant (step length ``eta``) and the exact sampler.
+                     step_size: float = 0.05, seed: int = 0, n_prior: int = 200,
+                     prior_seed: int = 1) -> SamplerComparison:
+    """Run DPS (step ``zeta``), the normalized variant (step length ``step_size``) and the exact sampler.
 
     Each draws ``cfg.n_samples`` samples with the closed-form memorized denoiser of training set
     ``N``; ``n_prior`` unconditional DDIM draws of the same prior give the reference rank.
@@ -960,17 +964,17 @@ def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", z
     """
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
-    zeta, eta = check_positive("zeta", zeta), check_positive("eta", eta)
+    zeta, step_size = check_positive("zeta", zeta), check_positive("step_size", step_size)
     n_prior = check_int("n_prior", n_prior, low=1)
     o = exp.observation(_check_truth(truth))
-    runs = [exp.sample("dps", N, o, zeta=zeta, seed=seed), exp.sample("dps_normalized", N, o, eta=eta, seed=seed),
+    runs = [exp.sample("dps", N, o, zeta=zeta, seed=seed), exp.sample("dps_normalized", N, o, step_size=step_size, seed=seed),
             exp.sample("exact", N, o, seed=seed)]
     lk = exp.lookup(N, o)
     rank = _ranks(lk.nll)
     ts = exp.training_set(N)
     g = torch.Generator().manual_seed(check_int("prior_seed", prior_seed, low=0))
     prior = diffusion.ddim_sample(exp.denoiser(N), exp.schedule, n_prior, generator=g)
-    _, prior_idx = metrics.nearest(prior, ts.u)
+    prior_idx = metrics.nearest(prior, ts.u).index
     dps, normalized, exact = (_summarize(exp, r, rank, lk.best) for r in runs)
     return SamplerComparison(N=N, n_samples=int(runs[0].u.shape[0]), n_steps=exp.schedule.n_steps, dx=exp.cfg.dx,
                              truth_v=_np(o.truth.v), best=lk.best, best_v=_np(V.m_to_v(ts.m[lk.best])),
@@ -1124,11 +1128,12 @@ class LinearizedSweep:
 
 
 def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
-                     sigmas=(1e-4, 0.001, 0.003, 0.03, 0.1, 0.3), eta: float = 0.05, seed: int = 0) -> LinearizedSweep:
+                     sigmas=(1e-4, 0.001, 0.003, 0.03, 0.1, 0.3), step_size: float = 0.05,
+                     seed: int = 0) -> LinearizedSweep:
     """The linearized mixture with all ``N`` components for every ``sigma`` (and the schedule's smallest).
 
     Jacobians come from multi-right-hand-side solves, one factorization per training model. The
-    normalized-DPS run (step length ``eta``, ``seed``) on the same training set is measured against
+    normalized-DPS run (step length ``step_size``, ``seed``) on the same training set is measured against
     the dominant component at ``sigma_min``.
     """
     exp = _check_exp(exp)
@@ -1151,7 +1156,7 @@ def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
         same.append(k == int(mix0.weights.argmax()))
         if s == sigma_min:
             top_mean = mix.means[k]
-    run = exp.sample("dps_normalized", N, o, eta=eta, seed=seed)
+    run = exp.sample("dps_normalized", N, o, step_size=step_size, seed=seed)
     i = sig.index(sigma_min)
     d_top = (run.u - top_mean).norm(dim=1)
     jac = sum(v for key, v in exp.timings.items() if key.startswith(f"jacobians N={N} "))
@@ -1211,8 +1216,8 @@ class MemorizationSweep:
 
 
 def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n_fresh: int = 200,
-                       fresh_seed: int = 10_000, eta: float = 0.05, seed: int = 0) -> MemorizationSweep:
-    """Score the normalized-DPS samples (step length ``eta``, ``seed``) of every N, and the null.
+                       fresh_seed: int = 10_000, step_size: float = 0.05, seed: int = 0) -> MemorizationSweep:
+    """Score the normalized-DPS samples (step length ``step_size``, ``seed``) of every N, and the null.
 
     The null draws ``n_fresh`` fresh random-field models (seed ``fresh_seed``) from the training
     distribution and scores them against the same training sets.
@@ -1223,7 +1228,8 @@ def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n
         raise ValueError("sizes: need at least one training-set size")
     o = exp.observation(_check_truth(truth))
     fresh = exp.fresh_models(check_int("n_fresh", n_fresh, low=2), seed=fresh_seed)
-    mem = [exp.memorization(exp.sample("dps_normalized", N, o, eta=eta, seed=seed).z, N, fresh) for N in sizes]
+    mem = [exp.memorization(exp.sample("dps_normalized", N, o, step_size=step_size, seed=seed).z, N, fresh)
+           for N in sizes]
     lks = [exp.lookup(N, o) for N in sizes]
     col = {k: np.array([m[k] for m in mem]) for k in MemorizationSweep._FIELDS if k != "exp_H"}
     return MemorizationSweep(sizes=np.array(sizes), n_fresh=int(fresh.shape[0]), **col,
@@ -1287,7 +1293,7 @@ class MLPComparison:
 
 def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: str = "lens", n_fresh: int = 200,
                    n_draws: int = 200, draw_seed: int = 0, train_steps: int = 1500, hidden: int = 128,
-                   depth: int = 2, train_seed: int = 0, dps_n: int = 4, eta: float = 0.05, dps_steps: int = 25,
+                   depth: int = 2, train_seed: int = 0, dps_n: int = 4, step_size: float = 0.05, dps_steps: int = 25,
                    seed: int = 0) -> MLPComparison:
     """Train an MLP denoiser per training set at ``K`` modes per direction and compare it with the closed form.
 
@@ -1315,7 +1321,7 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
             m = e.memorization(ts.to_z(x), N, fresh)
             out[f"{key}_frac_q"].append(m["frac_q"])
             out[f"{key}_frac_r"].append(m["frac_r"])
-            run = e.sample("dps_normalized", N, o, n=dps_n, eta=eta, steps=dps_steps, seed=seed,
+            run = e.sample("dps_normalized", N, o, n=dps_n, step_size=step_size, steps=dps_steps, seed=seed,
                            denoiser=net if key == "mlp" else None, cached=(N == min(sizes)))
             out[f"{key}_dps_dist"].append(_median(run.nearest_dist))
             out[f"{key}_dps_misfit"].append(_median(run.misfit_per_datum))
@@ -1332,12 +1338,12 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
 # -- the normalized variant's step length
 @dataclass(frozen=True)
 class StepLengths:
-    """Normalized-DPS runs that differ only in the step length ``eta``.
+    """Normalized-DPS runs that differ only in the step length ``step_size``.
 
     Attributes
     ----------
     N : int
-    etas : ndarray [k]
+    step_sizes : ndarray [k]
     nearest : ndarray of int [k, n]
         Nearest training model of each sample, per step length.
     nearest_dist : ndarray [k, n]
@@ -1347,35 +1353,35 @@ class StepLengths:
     """
 
     N: int
-    etas: np.ndarray
+    step_sizes: np.ndarray
     nearest: np.ndarray
     nearest_dist: np.ndarray
     same_fraction: float
 
 
-def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", etas=(0.02, 0.07), n: int = 4,
+def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", step_sizes=(0.02, 0.07), n: int = 4,
                  steps: int = 25, seed: int = 0) -> StepLengths:
-    """Run the normalized variant with each step length ``eta`` (same seed, ``n`` samples, ``steps`` levels)."""
+    """Run the normalized variant with each step length of ``step_sizes`` (same seed, ``n`` samples, ``steps`` levels)."""
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
-    etas = tuple(check_positive("etas", e) for e in etas)
-    if not etas:
-        raise ValueError("etas: need at least one step length")
+    step_sizes = tuple(check_positive("step_sizes", e) for e in step_sizes)
+    if not step_sizes:
+        raise ValueError("step_sizes: need at least one step length")
     o = exp.observation(_check_truth(truth))
-    runs = [exp.sample("dps_normalized", N, o, n=n, eta=e, steps=steps, seed=seed) for e in etas]
+    runs = [exp.sample("dps_normalized", N, o, n=n, step_size=e, steps=steps, seed=seed) for e in step_sizes]
     near = np.stack([_np(r.nearest) for r in runs])
     dist = np.stack([_np(r.nearest_dist) for r in runs])
-    return StepLengths(N=N, etas=np.array(etas), nearest=near, nearest_dist=dist,
+    return StepLengths(N=N, step_sizes=np.array(step_sizes), nearest=near, nearest_dist=dist,
                        same_fraction=float((near == near[0]).all(0).mean()))
 
 
-def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 200, eta: float = 0.05,
-             etas=(0.02, 0.07), n: int = 4, steps: int = 25, seed: int = 0) -> dict:
+def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 200, step_size: float = 0.05,
+             step_sizes=(0.02, 0.07), n: int = 4, steps: int = 25, seed: int = 0) -> dict:
     """Precomputed normalized-DPS runs for the live app (:class:`memprior.widgets.fwi.AppState`).
 
-    Returns ``{(N, noise, eta): SampleResult}``: the full runs of step length ``eta`` for every size
-    (those of :func:`memorization_sweep`), and short runs (``n`` samples, ``steps`` levels) of the
-    other step lengths ``etas`` at ``N`` (those of :func:`step_lengths`).  The noise is the
+    Returns ``{(N, noise, step_size): SampleResult}``: the full runs of step length ``step_size`` for every
+    size (those of :func:`memorization_sweep`), and short runs (``n`` samples, ``steps`` levels) of the
+    other step lengths ``step_sizes`` at ``N`` (those of :func:`step_lengths`).  The noise is the
     configuration's.
     """
     exp = _check_exp(exp)
@@ -1383,7 +1389,335 @@ def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 20
     N = _check_size(exp, "N", N)
     o = exp.observation(_check_truth(truth))
     noise = exp.cfg.noise
-    runs = {(k, noise, eta): exp.sample("dps_normalized", k, o, eta=eta, seed=seed) for k in sizes}
-    for e in etas:
-        runs[N, noise, e] = exp.sample("dps_normalized", N, o, n=n, eta=e, steps=steps, seed=seed)
+    runs = {(k, noise, step_size): exp.sample("dps_normalized", k, o, step_size=step_size, seed=seed) for k in sizes}
+    for e in step_sizes:
+        runs[N, noise, e] = exp.sample("dps_normalized", N, o, n=n, step_size=e, steps=steps, seed=seed)
     return runs
+
+
+# ----------------------------------------------------------------------------- trained priors: the transition
+# Diffusion priors trained on the training sets (memprior.trained): memorization at small N, fading as N grows.
+__all__ += ["memorization_transition", "MemorizationTransition", "denoiser_gap", "DenoiserGap",
+            "memorization_phase", "MemorizationPhase"]
+
+_INITS = ("standard", "marginal")
+
+
+def _bootstrap_interval(flags: np.ndarray, n_boot: int, level: float, seed) -> tuple[float, float]:
+    """Percentile bootstrap interval (probability ``level``) of the mean of ``flags`` [n]."""
+    idx = np.random.default_rng(seed).integers(0, flags.size, size=(n_boot, flags.size))
+    means = flags[idx].mean(1)
+    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def _trained_prior(exp: FWIExperiment, N: int, train_seed: int, hidden, depth, steps):
+    return trained.train_prior(N, seed=train_seed, config=exp.cfg, hidden=hidden, depth=depth, steps=steps,
+                               show_progress=exp.show_progress)
+
+
+@dataclass(frozen=True)
+class MemorizationTransition:
+    """Memorization of unconditional samples of trained priors against the null, per training-set size.
+
+    For each N a prior is trained on the first N models (:func:`memprior.trained.train_prior`, shipped
+    weights for the defaults) and ``n_samples`` unconditional samples are scored against its training set in raw
+    KL coefficients, beside ``n_fresh`` fresh random-field models (the null: a generator that never saw
+    the training set).  ``q = d1/d2`` (memorized below 1/3), ``r = d1 / mean(d2..dk)``, ``k = min(50, N)``
+    (the paper's; memorized below 0.7).  Intervals are percentile bootstraps over the samples.
+
+    Attributes
+    ----------
+    sizes : ndarray of int [K]
+    n_samples, n_fresh : int
+    level : float
+        Probability of the bootstrap intervals.
+    frac_q, frac_q_lo, frac_q_hi : ndarray [K]
+        Fraction of samples with ``q < 1/3`` and its interval.
+    frac_r, frac_r_lo, frac_r_hi : ndarray [K]
+        Fraction with ``r < 0.7`` and its interval.
+    null_frac_q, null_frac_q_lo, null_frac_q_hi, null_frac_r, null_frac_r_lo, null_frac_r_hi : ndarray [K]
+        The same for the fresh models.
+    median_q, median_r, null_median_q, null_median_r : ndarray [K]
+        Medians of the scores (``numpy.median``).
+    q, r, null_q, null_r : tuple of K ndarrays
+        Every score: ``[n_samples]`` for the samples, ``[n_fresh]`` for the fresh models.
+    samples : tuple of K ndarrays [n_samples, d]
+        The samples in raw KL coefficients.
+    train_seconds : ndarray [K]
+        Wall time of training each network (s; as recorded with shipped weights, NaN from the cache).
+    sources : tuple of str
+        Where each network came from (``"shipped"``, ``"cache"``, ``"trained"``).
+    settings : dict
+        The training settings, the sampler and its start (``sampler``, ``init``) and the seeds.
+    """
+
+    sizes: np.ndarray
+    n_samples: int
+    n_fresh: int
+    level: float
+    frac_q: np.ndarray
+    frac_q_lo: np.ndarray
+    frac_q_hi: np.ndarray
+    frac_r: np.ndarray
+    frac_r_lo: np.ndarray
+    frac_r_hi: np.ndarray
+    null_frac_q: np.ndarray
+    null_frac_q_lo: np.ndarray
+    null_frac_q_hi: np.ndarray
+    null_frac_r: np.ndarray
+    null_frac_r_lo: np.ndarray
+    null_frac_r_hi: np.ndarray
+    median_q: np.ndarray
+    median_r: np.ndarray
+    null_median_q: np.ndarray
+    null_median_r: np.ndarray
+    q: tuple
+    r: tuple
+    null_q: tuple
+    null_r: tuple
+    samples: tuple
+    train_seconds: np.ndarray
+    sources: tuple
+    settings: dict
+
+    _FIELDS = ("frac_q", "frac_q_lo", "frac_q_hi", "frac_r", "frac_r_lo", "frac_r_hi", "null_frac_q",
+               "null_frac_q_lo", "null_frac_q_hi", "null_frac_r", "null_frac_r_lo", "null_frac_r_hi", "median_q",
+               "median_r", "null_median_q", "null_median_r", "train_seconds")
+
+    def get(self, name: str, N: int) -> float:
+        """The value of ``name`` (a per-N field) at training-set size ``N``."""
+        return float(_field(self, name, self._FIELDS)[_index_of(self.sizes, N, "N")])
+
+    def crossing(self, name: str = "frac_q", level: float = 0.5):
+        """The smallest size whose ``name`` is below ``level`` (``None`` if none is)."""
+        below = np.flatnonzero(_field(self, name, self._FIELDS) < level)
+        return int(self.sizes[below[0]]) if below.size else None
+
+    def rows(self) -> list[dict]:
+        """One dict per N: the fractions with their intervals, for the samples and the null."""
+        return [{"N": int(n), "d1/d2 < 1/3": float(a), "interval": (float(a0), float(a1)),
+                 "null d1/d2 < 1/3": float(b), "r < 0.7": float(c), "interval (r)": (float(c0), float(c1)),
+                 "null r < 0.7": float(e)}
+                for n, a, a0, a1, b, c, c0, c1, e in zip(self.sizes, self.frac_q, self.frac_q_lo, self.frac_q_hi,
+                                                         self.null_frac_q, self.frac_r, self.frac_r_lo,
+                                                         self.frac_r_hi, self.null_frac_r)]
+
+
+def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_samples: int = 256, n_fresh: int = 256,
+                            fresh_seed: int = 10_000, seed: int = 0, sampler: str = "ddpm", init: str = "standard",
+                            train_seed: int = 0,
+                            hidden: int | None = None, depth: int | None = None, steps: int | None = None,
+                            n_boot: int = 1000, level: float = 0.95, boot_seed: int = 0) -> MemorizationTransition:
+    """The memorization transition of trained priors: memorized fractions and the null, per N.
+
+    Parameters
+    ----------
+    exp : FWIExperiment
+        Supplies the configuration (the training sets) and the fresh models.
+    sizes : sequence of int >= 2
+        Training-set sizes (default :data:`memprior.trained.SIZES`, all shipped).
+    n_samples : int >= 1
+        Unconditional samples per prior (seed ``seed``, ``sampler`` from the start ``init``, see
+        :meth:`memprior.trained.TrainedPrior.sample`: by default ancestral DDPM from N(0, I)).
+    n_fresh : int >= 1
+        Fresh random-field models for the null (seed ``fresh_seed``).
+    train_seed, hidden, depth, steps :
+        Passed to :func:`memprior.trained.train_prior` (``None``: its defaults).
+    n_boot : int >= 10
+        Bootstrap replicates (seeded by ``boot_seed``, N and the statistic).
+    level : float in (0, 1)
+        Probability of the intervals.
+    """
+    exp = _check_exp(exp)
+    sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
+    if not sizes:
+        raise ValueError("sizes: need at least one training-set size")
+    n_samples = check_int("n_samples", n_samples, low=1)
+    n_fresh = check_int("n_fresh", n_fresh, low=1)
+    if init not in _INITS:
+        raise ValueError(f"init: must be one of {_INITS}, got {init!r}")
+    if sampler not in trained.SAMPLERS:
+        raise ValueError(f"sampler: must be one of {trained.SAMPLERS}, got {sampler!r}")
+    n_boot = check_int("n_boot", n_boot, low=10)
+    level = check_positive("level", level, upper=1.0)
+    if level >= 1:
+        raise ValueError(f"level: must be in (0, 1), got {level}")
+    boot_seed = check_int("boot_seed", boot_seed, low=0)
+    fresh = exp.fresh_models(n_fresh, seed=fresh_seed)
+    col = {k: [] for k in MemorizationTransition._FIELDS}
+    per = {k: [] for k in ("q", "r", "null_q", "null_r", "samples")}
+    sources, prior = [], None
+    for N in sizes:
+        prior = _trained_prior(exp, N, train_seed, hidden, depth, steps)
+        z = prior.to_z(prior.sample(n_samples, seed=seed, sampler=sampler, init=init))
+        sc = dict(q=metrics.d1_d2(z, prior.z_train), r=metrics.nn_ratio(z, prior.z_train),
+                  null_q=metrics.null_baseline(fresh, prior.z_train, "d1_d2"),
+                  null_r=metrics.null_baseline(fresh, prior.z_train, "nn_ratio"))
+        for j, (name, key, thr) in enumerate((("frac_q", "q", metrics.D1D2_THRESHOLD),
+                                              ("frac_r", "r", metrics.PAPER_THRESHOLD),
+                                              ("null_frac_q", "null_q", metrics.D1D2_THRESHOLD),
+                                              ("null_frac_r", "null_r", metrics.PAPER_THRESHOLD))):
+            flags = (_np(sc[key]) < thr).astype(np.float64)
+            lo, hi = _bootstrap_interval(flags, n_boot, level, (boot_seed, N, j))
+            col[name].append(float(flags.mean()))
+            col[name + "_lo"].append(lo)
+            col[name + "_hi"].append(hi)
+        for key in ("q", "r", "null_q", "null_r"):
+            per[key].append(_np(sc[key]))
+        for key in ("median_q", "median_r", "null_median_q", "null_median_r"):
+            col[key].append(float(np.median(per[key.replace("median_", "")][-1])))
+        per["samples"].append(_np(z))
+        col["train_seconds"].append(prior.train_seconds)
+        sources.append(prior.source)
+    settings = {k: prior.settings[k] for k in trained.DEFAULTS}
+    settings.update(sampler=sampler, init=init, seed=seed, train_seed=train_seed, fresh_seed=fresh_seed)
+    return MemorizationTransition(sizes=np.array(sizes), n_samples=n_samples, n_fresh=n_fresh, level=level,
+                                  **{k: np.array(v) for k, v in col.items()},
+                                  **{k: tuple(v) for k, v in per.items()}, sources=tuple(sources),
+                                  settings=settings)
+
+
+@dataclass(frozen=True)
+class DenoiserGap:
+    """How far a trained denoiser is from the closed-form memorized one, per N and noise level.
+
+    Both denoisers see the same noised inputs ``x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps`` (z-scored
+    coordinates, unit variance per coordinate), with ``x_0`` a training model drawn uniformly
+    (``*_train``: where the network was trained) or a fresh random-field model (``*_fresh``: where a
+    generalizing network and the empirical optimum part ways).
+
+    Attributes
+    ----------
+    sizes : ndarray of int [K]
+    t : ndarray of int [L]
+        Diffusion levels (of the 200-step schedule), increasing.
+    sigma : ndarray [L]
+        Their noise-to-signal ratio ``sqrt((1 - ab_t) / ab_t)``.
+    rmse_train, rmse_fresh : ndarray [K, L]
+        RMS over inputs and coordinates of ``net.denoise(x_t) - closed_form.denoise(x_t)`` (z-scored units).
+    weight_train, weight_fresh : ndarray [K, L]
+        Mean largest weight of the closed form (1: it points at one training model).
+    n : int
+        Inputs per level and kind.
+    """
+
+    sizes: np.ndarray
+    t: np.ndarray
+    sigma: np.ndarray
+    rmse_train: np.ndarray
+    rmse_fresh: np.ndarray
+    weight_train: np.ndarray
+    weight_fresh: np.ndarray
+    n: int
+
+    def follows(self, where: str = "train", tol: float = 0.1) -> np.ndarray:
+        """Boolean ``[K, L]``: the network is within ``tol`` (RMS, z-scored units) of the closed form."""
+        if where not in ("train", "fresh"):
+            raise ValueError(f"where: must be 'train' or 'fresh', got {where!r}")
+        return getattr(self, f"rmse_{where}") <= check_positive("tol", tol)
+
+
+def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=None, n: int = 256, seed: int = 0,
+                 fresh_seed: int = 20_000, train_seed: int = 0, hidden: int | None = None, depth: int | None = None,
+                 steps: int | None = None) -> DenoiserGap:
+    """Distance between each trained prior's denoiser and the closed-form memorized denoiser.
+
+    Parameters
+    ----------
+    exp : FWIExperiment
+    sizes : sequence of int >= 2
+    levels : sequence of int, optional
+        Diffusion levels (default 12 evenly spaced over the 200-step schedule).
+    n : int >= 1
+        Inputs per level and kind; the same training draws, fresh models (seed ``fresh_seed``) and
+        noise (seed ``seed``) at every level and N.
+    train_seed, hidden, depth, steps :
+        Passed to :func:`memprior.trained.train_prior`.
+    """
+    exp = _check_exp(exp)
+    sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
+    if not sizes:
+        raise ValueError("sizes: need at least one training-set size")
+    n = check_int("n", n, low=1)
+    schedule = diffusion.Schedule.linear(trained.N_STEPS)
+    ts = sorted(diffusion.timesteps(schedule, 12)) if levels is None else \
+        sorted({check_int("levels", t, low=0, high=schedule.n_steps - 1) for t in levels})
+    if not ts:
+        raise ValueError("levels: need at least one diffusion level")
+    fresh = exp.fresh_models(n, seed=fresh_seed)
+    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    eps = torch.randn((n, exp.cfg.d), generator=g, dtype=torch.float64)
+    pick = torch.randint(1 << 30, (n,), generator=g)
+    out = {k: np.zeros((len(sizes), len(ts))) for k in ("rmse_train", "rmse_fresh", "weight_train", "weight_fresh")}
+    for i, N in enumerate(sizes):
+        prior = _trained_prior(exp, N, train_seed, hidden, depth, steps)
+        closed = diffusion.MemorizedDenoiser(prior.x_train, prior.schedule)
+        x0 = {"train": prior.x_train[pick % N], "fresh": prior.to_u(fresh)}
+        for j, t in enumerate(ts):
+            for kind, x in x0.items():
+                xt = prior.schedule.q_sample(x, t, eps=eps)
+                with torch.no_grad():
+                    diff = prior.denoiser.denoise(xt, t).to(torch.float64) - closed.denoise(xt, t)
+                out[f"rmse_{kind}"][i, j] = float(diff.pow(2).mean().sqrt())
+                out[f"weight_{kind}"][i, j] = float(closed.weights(xt, t).max(1).values.mean())
+    return DenoiserGap(sizes=np.array(sizes), t=np.array(ts), sigma=np.array([schedule.sigma(t) for t in ts]), n=n,
+                       **out)
+
+
+@dataclass(frozen=True)
+class MemorizationPhase:
+    """Memorized fraction over training-set size N and network width (the training budget).
+
+    Attributes
+    ----------
+    sizes : ndarray of int [K]
+    widths : ndarray of int [W]
+    frac_q, frac_q_lo, frac_q_hi : ndarray [W, K]
+        Fraction of samples with ``d1/d2 < 1/3`` and its bootstrap interval.
+    frac_r, frac_r_lo, frac_r_hi : ndarray [W, K]
+        The same for ``r < 0.7``.
+    null_frac_q, null_frac_r : ndarray [K]
+        The null (fresh models): it does not depend on the network.
+    median_q : ndarray [W, K]
+    train_seconds : ndarray [W, K]
+    transitions : tuple of W MemorizationTransition
+        The transition of each width.
+    """
+
+    sizes: np.ndarray
+    widths: np.ndarray
+    frac_q: np.ndarray
+    frac_q_lo: np.ndarray
+    frac_q_hi: np.ndarray
+    frac_r: np.ndarray
+    frac_r_lo: np.ndarray
+    frac_r_hi: np.ndarray
+    null_frac_q: np.ndarray
+    null_frac_r: np.ndarray
+    median_q: np.ndarray
+    train_seconds: np.ndarray
+    transitions: tuple
+
+    def boundary(self, name: str = "frac_q", level: float = 0.5) -> np.ndarray:
+        """Per width, the largest N whose ``name`` is at least ``level`` (0 where none is), ``[W]``."""
+        v = _field(self, name, ("frac_q", "frac_r", "median_q"))
+        return np.array([int(self.sizes[row >= level].max()) if (row >= level).any() else 0 for row in v])
+
+
+def memorization_phase(exp: FWIExperiment, *, sizes=trained.SIZES, widths=trained.WIDTHS, n_samples: int = 256,
+                       n_fresh: int = 256, seed: int = 0, train_seed: int = 0, steps: int | None = None,
+                       **kw) -> MemorizationPhase:
+    """The phase diagram: :func:`memorization_transition` for every network width of ``widths``.
+
+    ``steps`` and ``kw`` (``sampler``, ``init``, ``fresh_seed``, ``n_boot``, ``level``, ``boot_seed``, ``depth``) are
+    passed on; the defaults are the shipped networks.
+    """
+    widths = tuple(check_int("widths", w, low=1) for w in widths)
+    if not widths:
+        raise ValueError("widths: need at least one network width")
+    runs = tuple(memorization_transition(exp, sizes=sizes, n_samples=n_samples, n_fresh=n_fresh, seed=seed,
+                                         train_seed=train_seed, hidden=w, steps=steps, **kw) for w in widths)
+    stack = {k: np.stack([getattr(m, k) for m in runs]) for k in
+             ("frac_q", "frac_q_lo", "frac_q_hi", "frac_r", "frac_r_lo", "frac_r_hi", "median_q", "train_seconds")}
+    return MemorizationPhase(sizes=runs[0].sizes, widths=np.array(widths), null_frac_q=runs[0].null_frac_q,
+                             null_frac_r=runs[0].null_frac_r, transitions=runs, **stack)

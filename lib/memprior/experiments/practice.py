@@ -276,7 +276,7 @@ class Detection:
     report_mem, report_gen : memprior.metrics.MemorizationReport
         :func:`memprior.metrics.memorization_report` of the first ``n_scored`` samples against the prior's
         training set, with the fresh draws as the null: ``rows[0]`` the generated samples, ``rows[1]`` the
-        fresh draws.  Figures: :func:`memprior.plots.practice.report_figure`.
+        fresh draws.  Figures: :func:`memprior.plots.practice.fig_report`.
     """
 
     prior_mem: np.ndarray
@@ -610,7 +610,7 @@ class Mitigations:
             "flagged", "flagged_se", "null", "tv_lookup", "tv_se", "on_training", "energy", "ess")))
 
     def rows(self) -> list[dict]:
-        """One dict per prior, keys as :func:`memprior.plots.practice.mitigation_figure` reads them."""
+        """One dict per prior, keys as :func:`memprior.plots.practice.fig_mitigation` reads them."""
         return [{"prior": r.name, "flagged": r.flagged, "flagged se": r.flagged_se, "null": r.null,
                  "tv lookup": r.tv_lookup, "tv se": r.tv_se, "on training": r.on_training, "energy": r.energy,
                  "ess": r.ess} for r in map(self.at, self.keys)]
@@ -623,7 +623,7 @@ class Mitigations:
 
     def panels(self, bed: ToyProblem, n_prior: int = 800, n_post: int = 500) -> dict:
         """``name -> (x_train, prior samples, posterior samples)`` for
-        :func:`memprior.plots.practice.variants_figure`."""
+        :func:`memprior.plots.practice.fig_variants`."""
         return {nm: (bed.x_large if big else bed.x_small, z[:n_prior], p[:n_post]) for nm, big, z, p in
                 zip(self.names, self.large_train, self.prior_samples, self.posterior_samples)}
 

@@ -14,7 +14,7 @@ of an exact sampler with as many samples (:func:`memprior.guidance.tv_to_weights
 * :func:`exact_runs`: the exact sampler (reweighted logits) on each problem.
 * :func:`jensen_gap`: the exact ``log p(y | x_t)`` against DPS's surrogate on the square problem.
 * :func:`dps_sweep`, :func:`plugin_runs`: DPS over its step size ``zeta'``, and with the plug-in step.
-* :func:`paper_sweep`: the paper's normalized variant over its step length ``eta``.
+* :func:`paper_sweep`: the paper's normalized variant over its step length ``step_size`` (the paper's eta).
 * :func:`smc_sweep`: the twisted SMC sampler over the number of particles per system.
 * :func:`summary`: the table of all samplers side by side.
 
@@ -32,11 +32,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .. import guidance, posterior
+from .. import guidance, metrics, posterior
 from .._checks import as_train, check_int, check_positive
 from ..diffusion import MemorizedDenoiser, Schedule
 
-__all__ = ["PROBLEMS", "ZETAS", "ETAS", "PARTICLES", "SMC_SAMPLES", "LEVELS", "square_forward", "square_1d",
+__all__ = ["PROBLEMS", "ZETAS", "STEP_SIZES", "PARTICLES", "SMC_SAMPLES", "LEVELS", "square_forward", "square_1d",
            "toy_problems", "Runs", "Sweep", "exact_runs", "plugin_runs", "dps_sweep", "paper_sweep",
            "smc_sweep", "JensenGap", "jensen_gap", "Summary", "summary"]
 
@@ -44,8 +44,8 @@ __all__ = ["PROBLEMS", "ZETAS", "ETAS", "PARTICLES", "SMC_SAMPLES", "LEVELS", "s
 PROBLEMS = ("cubic 1-D", "pentagon 2-D", "square 1-D")
 #: DPS step sizes zeta' of the chapter's sweep (two and a half decades).
 ZETAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-#: Step lengths eta of the paper variant's sweep (units of x).
-ETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
+#: Step lengths ``step_size`` of the paper variant's sweep (the paper's eta; units of x).
+STEP_SIZES = (0.01, 0.02, 0.05, 0.1, 0.2)
 #: Particles per SMC system.
 PARTICLES = (1, 4, 16, 64)
 #: Samples (independent particle systems) per SMC run, per problem.
@@ -214,7 +214,7 @@ class Sweep(_Scores):
     distances : dict of ndarray [S, n]
         Units of x.
     parameter : str
-        Name of the swept parameter (``"zeta'"``, ``"eta"`` or ``"K"``).
+        Name of the swept parameter (``"zeta'"``, ``"step_size"`` or ``"K"``).
     values : ndarray [S]
     """
 
@@ -244,7 +244,7 @@ class Sweep(_Scores):
     def share_at(self, problem: str, distance: float | None = None, tol: float = 1e-6) -> np.ndarray:
         """Share of the samples at a given distance from their nearest training point, per value, ``[S]``.
 
-        ``distance=None`` uses each run's own step value (the paper variant's ``eta``).
+        ``distance=None`` uses each run's own step value (the paper variant's ``step_size``).
         """
         d = self.distances[self._problem(problem)]
         target = self.values[:, None] if distance is None else float(distance)
@@ -254,7 +254,7 @@ class Sweep(_Scores):
 def _compare(samples: torch.Tensor, problem, weights: torch.Tensor, seed: int, n_boot: int) -> tuple:
     """(tv, se, floor, chi2_p, frequencies [N], distances [n]) of one run."""
     est = guidance.tv_to_weights(samples, problem.x_train, weights, n_boot=n_boot, generator=_gen(10_000 + seed))
-    _, dist = guidance.nearest_training_point(samples, problem.x_train)
+    dist = metrics.nearest(samples, problem.x_train).distance
     p = guidance.chi2_test(samples, problem.x_train, weights)[2]
     return est.tv, est.se, est.floor, p, est.frequencies.numpy(), dist.numpy()
 
@@ -386,31 +386,31 @@ def dps_sweep(*, zetas: Sequence[float] = ZETAS, n_samples: int = 600, seed: int
     return _sweep("DPS", "zeta'", zetas, names, ns, probs, weights, draw, seed, n_boot)
 
 
-def paper_sweep(*, etas: Sequence[float] = ETAS, n_samples: int = 600, seed: int = 300,
+def paper_sweep(*, step_sizes: Sequence[float] = STEP_SIZES, n_samples: int = 600, seed: int = 300,
                 problems: Sequence[str] = PROBLEMS, n_boot: int = 200, schedule: Schedule | None = None) -> Sweep:
-    """The paper's normalized variant (:func:`memprior.guidance.dps_normalized_sample`) over ``eta``.
+    """The paper's normalized variant (:func:`memprior.guidance.dps_normalized_sample`) over ``step_size``.
 
     Parameters
     ----------
-    etas : sequence of float > 0
-        Step lengths (units of x).
+    step_sizes : sequence of float > 0
+        Step lengths (units of x; the paper's eta).
     n_samples, seed, problems, n_boot, schedule
         As in :func:`dps_sweep`.
 
     Returns
     -------
     Sweep
-        ``parameter="eta"``.
+        ``parameter="step_size"``.
     """
-    etas = _values("etas", etas)
+    step_sizes = _values("step_sizes", step_sizes)
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
     dens = {k: MemorizedDenoiser(probs[k].x_train, sched) for _, k in names}
 
-    def draw(k, p, n, eta, g):
-        return guidance.dps_normalized_sample(dens[k], sched, p.forward, p.y, n, eta=eta, generator=g,
+    def draw(k, p, n, step_size, g):
+        return guidance.dps_normalized_sample(dens[k], sched, p.forward, p.y, n, step_size=step_size, generator=g,
                                               show_progress=False)
 
-    return _sweep("paper variant", "eta", etas, names, ns, probs, weights, draw, seed, n_boot)
+    return _sweep("paper variant", "step_size", step_sizes, names, ns, probs, weights, draw, seed, n_boot)
 
 
 def smc_sweep(*, particles: Sequence[int] = PARTICLES, n_samples: int | Mapping[str, int] = SMC_SAMPLES,
@@ -556,16 +556,16 @@ class Summary:
 
 
 def summary(exact: Runs, dps: Sweep, plugin: Runs, paper: Sweep, smc: Sweep, *, zeta: float = 1.0,
-            eta: float = 0.05, particles: Sequence[int] = (1, 64)) -> Summary:
+            step_size: float = 0.05, particles: Sequence[int] = (1, 64)) -> Summary:
     """Tabulate the runs: exact, DPS at its best ``zeta'`` (chosen with hindsight) and at ``zeta``, the plug-in
-    step, the paper variant at ``eta``, and SMC at each of ``particles``.
+    step, the paper variant at ``step_size`` (the paper's eta, shown as η), and SMC at each of ``particles``.
 
     Parameters
     ----------
     exact, plugin : Runs
         From :func:`exact_runs` and :func:`plugin_runs`.
     dps, paper, smc : Sweep
-        From :func:`dps_sweep`, :func:`paper_sweep` and :func:`smc_sweep`; ``zeta``, ``eta`` and every entry of
+        From :func:`dps_sweep`, :func:`paper_sweep` and :func:`smc_sweep`; ``zeta``, ``step_size`` and every entry of
         ``particles`` must be among their values.
 
     Returns
@@ -580,7 +580,7 @@ def summary(exact: Runs, dps: Sweep, plugin: Runs, paper: Sweep, smc: Sweep, *, 
     for name, r in (("dps", dps), ("plugin", plugin), ("paper", paper), ("smc", smc)):
         if r.problems != keys:
             raise ValueError(f"{name}: must cover the same problems as exact {keys}, got {r.problems}")
-    jz, je = dps.index(zeta), paper.index(eta)
+    jz, je = dps.index(zeta), paper.index(step_size)
     jk = [smc.index(K) for K in _values("particles", particles, integer=True)]
     best = [dps.best(k) for k in keys]
     rows = [("exact (reweighted logits)", [(exact.tv[k], exact.se[k]) for k in keys], [""] * len(keys)),
@@ -588,7 +588,7 @@ def summary(exact: Runs, dps: Sweep, plugin: Runs, paper: Sweep, smc: Sweep, *, 
              [f"ζ′ = {dps.values[b]:g}" for b in best]),
             (f"DPS, ζ′ = {zeta:g}", [(dps.tv[k][jz], dps.se[k][jz]) for k in keys], [""] * len(keys)),
             ("DPS, plug-in step", [(plugin.tv[k], plugin.se[k]) for k in keys], [""] * len(keys)),
-            (f"paper variant, η = {eta:g}", [(paper.tv[k][je], paper.se[k][je]) for k in keys], [""] * len(keys))]
+            (f"paper variant, η = {step_size:g}", [(paper.tv[k][je], paper.se[k][je]) for k in keys], [""] * len(keys))]
     rows += [(f"SMC, K = {int(smc.values[j])}", [(smc.tv[k][j], smc.se[k][j]) for k in keys], [""] * len(keys))
              for j in jk]
     return Summary(problems=keys, samplers=tuple(r[0] for r in rows),

@@ -822,7 +822,7 @@ class ComponentsSweep:
                                linearized_no_logdet=self.linearized_no_logdet[k], modes=self.modes[k],
                                lookup=float(self.lookup[k]))
 
-    def nearest(self, sigma: float) -> int:
+    def sigma_index(self, sigma: float) -> int:
         """Index of the swept bandwidth nearest to ``sigma``."""
         return int(np.argmin(np.abs(self.sigma - check_positive("sigma", sigma))))
 

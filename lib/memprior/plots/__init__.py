@@ -7,6 +7,15 @@ The static book has no kernel, so interactive ideas get a *kernel-free twin*:
 a plotly figure whose slider steps switch between precomputed frames
 (:func:`slider_figure`).  The live ipywidgets apps live in :mod:`memprior.widgets`.
 
+Names and styles
+----------------
+In the topic modules a builder that returns a figure is called ``fig_*``, and the kernel-free
+slider twin of a live app ``twin_*``; the pieces a live app shares with its twin are named by
+what they return (``*_traces``, ``*_base`` for the empty layout, ``*_title``, ``*_panel``).
+Every figure uses the one house template (:func:`init` registers it, :func:`template` returns
+it) and the one style registry :data:`STYLE` (colour and dash by method: :func:`style`,
+:func:`method_of`, :func:`method_color`).
+
 Rendering
 ---------
 Since plotly 6, ``fig.show()`` under nbclient emits only the
@@ -30,10 +39,15 @@ __all__ = [
     "PALETTE",
     "SEQUENTIAL",
     "DIVERGING",
+    "STYLE",
     "init",
+    "template",
     "figure",
     "slider_figure",
     "color",
+    "style",
+    "method_of",
+    "method_color",
     "to_numpy",
     "compact",
     "figure_bytes",
@@ -70,6 +84,73 @@ def to_numpy(v, dtype=np.float64) -> np.ndarray:
 def color(i: int) -> str:
     """Colour ``i`` of the house palette (cycled)."""
     return PALETTE[int(i) % len(PALETTE)]
+
+
+#: Colour and dash of each method, the same in every chapter's figures, kernel-free twins and live apps.
+#: Keys name the method; read them with :func:`style`, and find the method a legend label names with
+#: :func:`method_of`.
+STYLE = {
+    "lookup": dict(color=PALETTE[7], dash="solid"),                  # the exact (lookup) posterior: weights, density
+    "exact": dict(color=PALETTE[2], dash="solid"),                   # the exact sampler, which draws from the lookup
+    "DPS": dict(color=PALETTE[1], dash="solid"),                     # DPS, Chung et al.'s step rule
+    "DPS (plug-in)": dict(color=PALETTE[3], dash="solid"),           # DPS with the plug-in step
+    "paper": dict(color=PALETTE[0], dash="solid"),                   # the paper's normalized DPS variant
+    "SMC": dict(color=PALETTE[4], dash="solid"),                     # SMC with twisting
+    "linearized": dict(color=PALETTE[0], dash="solid"),              # linearized mixture, with the log-det
+    "linearized, no log-det": dict(color=PALETTE[1], dash="dashdot"),  # ... without it (the paper's code)
+    "closed form": dict(color=PALETTE[4], dash="solid"),             # the closed-form (memorizing) denoiser
+    "MLP": dict(color=PALETTE[3], dash="solid"),                     # a trained network denoiser
+    "null": dict(color=PALETTE[7], dash="dot"),                      # fresh draws: the null of a memorization score
+    "prior": dict(color="#888888", dash="dot"),                      # the prior density
+    "likelihood": dict(color=PALETTE[4], dash="dash"),               # the likelihood of the datum
+}
+# Other names the chapters give the same methods in their legends.
+_ALIASES = {
+    "exact weights": "lookup",
+    "exact lookup weights": "lookup",
+    "exact posterior": "lookup",
+    "exact sampler": "exact",
+    "paper variant": "paper",
+    "DPS (normalized)": "paper",
+}
+
+
+def style(method: str, **overrides) -> dict:
+    """The registry's ``dict(color=..., dash=...)`` of ``method`` (a key of :data:`STYLE`), updated by ``overrides``.
+
+    A new dict each call, ready for ``line=`` (``marker=dict(color=style(m)["color"])`` for bars and markers).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not a key of :data:`STYLE`.
+    """
+    if method not in STYLE:
+        raise ValueError(f"method: must be one of {sorted(STYLE)}, got {method!r}")
+    return {**STYLE[method], **overrides}
+
+
+def method_of(label: str) -> str | None:
+    """The :data:`STYLE` key a legend label names, or ``None``.
+
+    The label names a method when it equals the method's key (or one of its other names, such as
+    ``"paper variant"`` for ``"paper"``) or starts with it followed by a space, comma, colon or ``=``
+    (``"DPS ζ′=0.3"``, ``"paper η=0.05"``); the longest such name wins (``"DPS (plug-in)"`` over ``"DPS"``).
+    """
+    if not isinstance(label, str):
+        raise TypeError(f"label: expected a str, got {type(label).__name__}")
+    best = None
+    for name in (*STYLE, *_ALIASES):
+        if label == name or (label.startswith(name) and label[len(name)] in " ,:="):
+            if best is None or len(name) > len(best):
+                best = name
+    return None if best is None else _ALIASES.get(best, best)
+
+
+def method_color(label: str, i: int) -> str:
+    """Colour of a curve or bar labelled ``label``: its method's (:func:`method_of`), else :func:`color` ``(i)``."""
+    m = method_of(label)
+    return color(i) if m is None else STYLE[m]["color"]
 
 
 def set_alt(fig: go.Figure, text: str) -> go.Figure:
@@ -144,6 +225,15 @@ def _template() -> go.layout.Template:
     return t
 
 
+def template() -> go.layout.Template | None:
+    """The house template once :func:`init` has registered it, else ``None`` (plotly's default then applies).
+
+    :func:`figure` applies it; figures made otherwise (``make_subplots``) take it with
+    ``fig.update_layout(template=template())``.
+    """
+    return pio.templates[_TEMPLATE_NAME] if _TEMPLATE_NAME in pio.templates else None
+
+
 def init() -> str:
     """Select the book's plotly renderer and template; return the renderer's name.
 
@@ -179,8 +269,7 @@ def figure(title: str | None = None, xlabel: str | None = None, ylabel: str | No
     """An empty figure in the house style, with axis titles (include units)."""
     fig = go.Figure()
     fig.update_layout(
-        template=pio.templates[_TEMPLATE_NAME] if _TEMPLATE_NAME in pio.templates else None,
-        title=title, height=height, width=width, **layout,
+        template=template(), title=title, height=height, width=width, **layout,
     )
     if xlabel is not None:
         fig.update_xaxes(title_text=xlabel)

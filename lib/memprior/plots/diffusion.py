@@ -11,21 +11,21 @@ from plotly.subplots import make_subplots
 from . import PALETTE, color, compact, figure, slider_figure
 
 __all__ = [
-    "schedule_figure",
+    "fig_schedule",
     "noising_traces",
     "noising_base",
-    "noising_twin",
-    "frequency_figure",
-    "samples_figure",
-    "commitment_figure",
-    "mlp_gap_figure",
-    "memorization_figure",
-    "null_vs_dim_figure",
-    "memorization_report_figure",
+    "twin_noising",
+    "fig_frequency",
+    "fig_samples",
+    "fig_commitment",
+    "fig_mlp_gap",
+    "fig_memorization",
+    "fig_null_vs_dim",
+    "fig_memorization_report",
 ]
 
 
-def schedule_figure(schedules: Mapping[str, "object"]) -> go.Figure:
+def fig_schedule(schedules: Mapping[str, "object"]) -> go.Figure:
     """Signal fraction ᾱ_t against the step index for named schedules."""
     fig = figure(None, "step t (0 = cleanest, T-1 = noisiest)", "ᾱ_t (signal variance kept)", height=360)
     for i, (name, s) in enumerate(schedules.items()):
@@ -78,7 +78,7 @@ def noising_base(x_train_1d: np.ndarray, grid: np.ndarray, ymax: float) -> go.Fi
     return fig
 
 
-def noising_twin(den, levels: Sequence[int], grid: np.ndarray) -> go.Figure:
+def twin_noising(den, levels: Sequence[int], grid: np.ndarray) -> go.Figure:
     """Kernel-free twin of the noising app: a slider over the levels ``t``."""
     frames = [noising_traces(den, int(t), grid) for t in levels]
     # scale the density axis to the frames with t >= 5: at t = 0 the bumps are much taller (clipped)
@@ -96,7 +96,7 @@ def noising_twin(den, levels: Sequence[int], grid: np.ndarray) -> go.Figure:
     return fig
 
 
-def frequency_figure(counts: Mapping[str, np.ndarray], n_samples: int) -> go.Figure:
+def fig_frequency(counts: Mapping[str, np.ndarray], n_samples: int) -> go.Figure:
     """Frequency with which samples land on each training point, per sampler variant."""
     fig = figure(None, "training point n", "fraction of samples", height=340, barmode="group")
     for i, (name, c) in enumerate(counts.items()):
@@ -110,8 +110,8 @@ def frequency_figure(counts: Mapping[str, np.ndarray], n_samples: int) -> go.Fig
     return fig
 
 
-def samples_figure(x_train: np.ndarray, samples: np.ndarray, paths: np.ndarray | None = None,
-                   title: str | None = None, sample_name: str = "samples") -> go.Figure:
+def fig_samples(x_train: np.ndarray, samples: np.ndarray, paths: np.ndarray | None = None,
+                title: str | None = None, sample_name: str = "samples") -> go.Figure:
     """2-D training points, samples and (optionally) sampler paths ``[S, n, 2]``."""
     fig = figure(title, "x₁ (normalized units)", "x₂ (normalized units)", height=460)
     if paths is not None:
@@ -127,8 +127,8 @@ def samples_figure(x_train: np.ndarray, samples: np.ndarray, paths: np.ndarray |
     return fig
 
 
-def commitment_figure(dims: Sequence[int], ns: Sequence[int], median: np.ndarray, lo: np.ndarray,
-                      hi: np.ndarray, n_steps: int) -> go.Figure:
+def fig_commitment(dims: Sequence[int], ns: Sequence[int], median: np.ndarray, lo: np.ndarray,
+                   hi: np.ndarray, n_steps: int) -> go.Figure:
     """Median commitment step (with a 10–90 % band) against dimension, one line per N."""
     fig = figure(None, "dimension d", "commitment step t* (T-1 = first step)", height=380)
     for i, n in enumerate(ns):
@@ -142,7 +142,7 @@ def commitment_figure(dims: Sequence[int], ns: Sequence[int], median: np.ndarray
     return fig
 
 
-def mlp_gap_figure(ts: np.ndarray, eps_mem: np.ndarray, eps_mlp: np.ndarray, excess: np.ndarray) -> go.Figure:
+def fig_mlp_gap(ts: np.ndarray, eps_mem: np.ndarray, eps_mlp: np.ndarray, excess: np.ndarray) -> go.Figure:
     """Trained network against the closed form, per step.
 
     Left: the noise-prediction error E‖ε̂ − ε‖² (the training loss) of both; right: the excess
@@ -165,8 +165,8 @@ def mlp_gap_figure(ts: np.ndarray, eps_mem: np.ndarray, eps_mlp: np.ndarray, exc
     return fig
 
 
-def memorization_figure(steps: Sequence[int], ns: Sequence[int], frac: Mapping[str, np.ndarray],
-                        se: Mapping[str, np.ndarray], null: Mapping[str, np.ndarray]) -> go.Figure:
+def fig_memorization(steps: Sequence[int], ns: Sequence[int], frac: Mapping[str, np.ndarray],
+                     se: Mapping[str, np.ndarray], null: Mapping[str, np.ndarray]) -> go.Figure:
     """Fraction of samples flagged as memorized against training steps, per N, for each metric.
 
     ``frac[metric]`` and ``se[metric]`` have shape ``[len(ns), len(steps)]``; ``null[metric]``
@@ -190,7 +190,7 @@ def memorization_figure(steps: Sequence[int], ns: Sequence[int], frac: Mapping[s
     return fig
 
 
-def null_vs_dim_figure(dims: Sequence[int], frac_r: np.ndarray, frac_q: np.ndarray, ns: Sequence[int]) -> go.Figure:
+def fig_null_vs_dim(dims: Sequence[int], frac_r: np.ndarray, frac_q: np.ndarray, ns: Sequence[int]) -> go.Figure:
     """Fraction of *fresh* draws flagged by each rule, against dimension (the null)."""
     fig = figure(None, "dimension d", "fraction of fresh draws flagged", height=380)
     for i, n in enumerate(ns):
@@ -206,7 +206,7 @@ def null_vs_dim_figure(dims: Sequence[int], frac_r: np.ndarray, frac_q: np.ndarr
     return fig
 
 
-def memorization_report_figure(report, image_shape: tuple | None = None) -> go.Figure:
+def fig_memorization_report(report, image_shape: tuple | None = None) -> go.Figure:
     """Histograms of both scores (generated vs null) and a gallery of nearest pairs.
 
     Parameters

@@ -14,35 +14,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure, to_numpy
+from . import PALETTE, SEQUENTIAL, compact, figure, method_color, slider_figure, style, template, to_numpy
 
 __all__ = [
-    "STYLE", "layout_template", "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
+    "fig_models", "fig_misfits", "fig_commitment", "fig_linearized", "fig_memorization",
     "fig_mlp", "twin_sizes", "lookup_traces", "ratio_traces", "html_table",
     # the figures of chapter 7, from the results of memprior.experiments.fwi
     "fig_setting", "fig_pairs", "fig_sample_misfits", "fig_commitment_paths", "fig_means", "fig_stds",
     "fig_linearized_sweep", "fig_memorization_sweep", "twin_memorization", "fig_mlp_comparison",
 ]
-
-#: Colour of each sampler / set, shared by the chapter's figures and its live app.
-STYLE = {
-    "exact": PALETTE[2],
-    "DPS": PALETTE[1],
-    "DPS (normalized)": PALETTE[0],
-    "null": PALETTE[7],
-    "MLP": PALETTE[3],
-    "closed form": PALETTE[4],
-}
-
-
-def layout_template():
-    """The book's plotly template once :func:`memprior.plots.init` has registered it, else ``None``.
-
-    For figures made with ``make_subplots`` (here and in the chapter's live app).
-    """
-    import plotly.io as pio
-    return pio.templates["memprior"] if "memprior" in pio.templates else None
-
 
 def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, vmin: float | None = None,
                vmax: float | None = None, title: str | None = None, height: int | None = None,
@@ -86,7 +66,7 @@ def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, v
     fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
                                      colorbar=dict(title=colorbar_title)),
                       height=height or 70 + 190 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
-                      template=layout_template())
+                      template=template())
     fig.update_annotations(font_size=11)
     return fig
 
@@ -111,12 +91,12 @@ def fig_misfits(misfits: Mapping[str, object], lookup_best: float, truth: float,
         v = to_numpy(misfits[name])
         x = k + 0.25 * (rng.random(v.size) - 0.5)
         fig.add_trace(go.Scatter(x=x.astype(np.float32), y=v.astype(np.float32), mode="markers", name=name,
-                                 marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]), size=8,
+                                 marker=dict(color=method_color(name, k), size=8,
                                              line=dict(width=0.5, color="white")), showlegend=False,
                                  hovertemplate=f"{name}<br>misfit/datum %{{y:.1f}}<extra></extra>"))
     span = [-0.5, len(names) - 0.5]
     fig.add_trace(go.Scatter(x=span, y=[lookup_best] * 2, mode="lines", name="best training model (exact posterior)",
-                             line=dict(color=STYLE["exact"], dash="dash")))
+                             line=style("exact", dash="dash")))
     fig.add_trace(go.Scatter(x=span, y=[truth] * 2, mode="lines", name="true model",
                              line=dict(color=PALETTE[7], dash="dot")))
     fig.update_xaxes(tickvals=list(range(len(names))), ticktext=names, range=span)
@@ -141,7 +121,7 @@ def fig_commitment(curves: Mapping[str, tuple], n_steps: int, title: str | None 
     for k, (name, (levels, w)) in enumerate(curves.items()):
         lv = to_numpy(levels)
         w = to_numpy(w)
-        col = STYLE.get(name, PALETTE[k % len(PALETTE)])
+        col = method_color(name, k)
         for j in range(w.shape[1]):
             fig.add_trace(go.Scatter(x=(n_steps - 1 - lv).astype(np.float32), y=w[:, j].astype(np.float32),
                                      mode="lines", line=dict(color=col, width=1.3), name=name, legendgroup=name,
@@ -174,7 +154,7 @@ def fig_linearized(sigmas: Sequence[float], exp_h: Mapping[str, Sequence[float]]
     fig.update_xaxes(type="log", title_text="σ (z-scored units)")
     fig.update_yaxes(type="log", title_text="z-scored units", row=1, col=2)
     fig.update_yaxes(title_text="exp(H)", row=1, col=1)
-    fig.update_layout(height=height + 60, title=title, template=layout_template(),
+    fig.update_layout(height=height + 60, title=title, template=template(),
                       legend=dict(orientation="h", y=-0.3, x=0))
     return fig
 
@@ -208,7 +188,7 @@ def fig_mlp(labels: Sequence[str], rows: Mapping[str, Sequence[float]], title: s
     fig = figure(title=title, xlabel="setting", ylabel=ylabel, height=height)
     for k, (name, vals) in enumerate(rows.items()):
         fig.add_trace(go.Bar(x=list(labels), y=to_numpy(vals), name=name,
-                             marker=dict(color=STYLE.get(name, PALETTE[k % len(PALETTE)]))))
+                             marker=dict(color=method_color(name, k))))
     fig.update_layout(barmode="group", xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
@@ -226,8 +206,8 @@ def lookup_traces(nll_per_datum, noise_line: float = 1.0, name: str = "training 
 def ratio_traces(r_samples, r_null, bins: np.ndarray) -> list:
     """Histograms of the paper's ratio r for samples and for the null (fresh models)."""
     out = []
-    for name, v, col in (("DPS samples", r_samples, STYLE["DPS (normalized)"]),
-                         ("fresh models (null)", r_null, STYLE["null"])):
+    for name, v, col in (("DPS samples", r_samples, style("paper")["color"]),
+                         ("fresh models (null)", r_null, style("null")["color"])):
         h, _ = np.histogram(to_numpy(v), bins=bins)
         c = 0.5 * (bins[1:] + bins[:-1])
         out.append(go.Bar(x=c.astype(np.float32), y=(h / max(len(to_numpy(v)), 1)).astype(np.float32), name=name,
@@ -253,7 +233,7 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
     base.update_xaxes(title_text="r = d1 / mean(d2..dk)", range=[0, 1], row=1, col=2)
     base.update_yaxes(title_text="fraction", row=1, col=2)
     base.add_vline(x=0.7, line=dict(color="#888", dash="dot"), row=1, col=2)
-    base.update_layout(height=height, barmode="overlay", template=layout_template(),
+    base.update_layout(height=height, barmode="overlay", template=template(),
                        legend=dict(orientation="h", y=-0.3, x=0), margin=dict(t=110, b=60, l=70, r=20),
                        title=dict(y=0.98, x=0.01, xanchor="left", font=dict(size=13)))
     fr, labels, titles = [], [], []

@@ -12,10 +12,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import PALETTE, compact, figure, set_alt, slider_figure, to_numpy
+from . import PALETTE, compact, figure, method_color, set_alt, slider_figure, style, to_numpy
 
 __all__ = [
-    "STYLE",
     "point_labels",
     "frequency_traces",
     "fig_frequencies",
@@ -25,24 +24,6 @@ __all__ = [
     "twin_step_size",
     "summary_table",
 ]
-
-#: Colour of each sampler, shared by all figures of the chapter and by the live app.
-STYLE = {
-    "exact weights": PALETTE[7],
-    "exact sampler": PALETTE[2],
-    "DPS": PALETTE[1],
-    "DPS (plug-in)": PALETTE[3],
-    "paper variant": PALETTE[0],
-    "SMC": PALETTE[4],
-}
-
-
-def _colour(name: str, i: int) -> str:
-    for key, col in STYLE.items():
-        if name.startswith(key):
-            return col
-    return PALETTE[i % len(PALETTE)]
-
 
 def point_labels(x_train) -> list[str]:
     """Axis labels for training points: ``x1 = -1.5`` (1-D) or ``x1 = (2.0, 0.0)`` (2-D)."""
@@ -63,9 +44,9 @@ def frequency_traces(labels: Sequence[str], weights, freq, n: int, name: str, sh
         raise ValueError(f"n: number of samples must be >= 1, got {n}")
     se = np.sqrt(np.clip(f * (1 - f), 0, None) / n)
     return [
-        go.Bar(x=list(labels), y=w, name="exact lookup weights", marker_color=STYLE["exact weights"],
+        go.Bar(x=list(labels), y=w, name="exact lookup weights", marker_color=style("lookup")["color"],
                showlegend=show_legend),
-        go.Bar(x=list(labels), y=f, name=name, marker_color=_colour(name, 1),
+        go.Bar(x=list(labels), y=f, name=name, marker_color=method_color(name, 1),
                error_y=dict(type="data", array=se, visible=True, color="#444"), showlegend=show_legend),
     ]
 
@@ -83,11 +64,12 @@ def fig_frequencies(x_train, weights, results: Mapping[str, tuple], title: str |
     labels = point_labels(x_train)
     fig = figure(title=title, xlabel="training point (nearest to each sample)",
                  ylabel="probability / frequency", height=height)
-    fig.add_trace(go.Bar(x=labels, y=to_numpy(weights), name="exact lookup weights", marker_color=STYLE["exact weights"]))
+    fig.add_trace(go.Bar(x=labels, y=to_numpy(weights), name="exact lookup weights",
+                         marker_color=style("lookup")["color"]))
     for i, (name, (freq, n)) in enumerate(results.items()):
         f = to_numpy(freq)
         se = np.sqrt(np.clip(f * (1 - f), 0, None) / n)
-        fig.add_trace(go.Bar(x=labels, y=f, name=name, marker_color=_colour(name, i + 1),
+        fig.add_trace(go.Bar(x=labels, y=f, name=name, marker_color=method_color(name, i + 1),
                              error_y=dict(type="data", array=se, visible=True, color="#444")))
     fig.update_layout(barmode="group", yaxis_range=[0, 1.05], margin=dict(t=70),
                       legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
@@ -135,7 +117,8 @@ def fig_distances(distances: Mapping[str, Sequence[float]], title: str | None = 
     fig = figure(title=title, xlabel="sampler", ylabel="distance to nearest training point (units of x)",
                  height=height)
     for i, (name, d) in enumerate(distances.items()):
-        fig.add_trace(compact(go.Box(y=to_numpy(d), name=name, marker_color=_colour(name, i), boxpoints="outliers")))
+        fig.add_trace(compact(go.Box(y=to_numpy(d), name=name, marker_color=method_color(name, i),
+                                     boxpoints="outliers")))
     fig.update_layout(showlegend=False, margin=dict(b=110))
     fig.update_xaxes(tickangle=-30)
     return set_alt(fig, "Box plots of the distance from each posterior sample to its nearest training point "
@@ -173,9 +156,9 @@ def fig_jensen_gap(x_grid, levels: Sequence[int], exact: Sequence, dps: Sequence
     frames, labels, titles = [], [], []
     for t, e, d, s in zip(levels, exact, dps, noise_std):
         tr = [go.Scatter(x=xg, y=np.maximum(to_numpy(e), floor), mode="lines", name="exact: log Σ w_n p(y|x_n)",
-                         line=dict(color=STYLE["exact weights"])),
+                         line=dict(color=style("lookup")["color"])),
               go.Scatter(x=xg, y=np.maximum(to_numpy(d), floor), mode="lines", name="DPS: log p(y | E[x0|x_t])",
-                         line=dict(color=STYLE["DPS"], dash="dash"))]
+                         line=style("DPS", dash="dash"))]
         frames.append(tr)
         labels.append(f"t={t}")
         titles.append(f"Jensen gap at level t = {t} (noise std {s:.2f})")

@@ -18,11 +18,11 @@ from plotly.subplots import make_subplots
 from .. import mle
 from .. import posterior as P
 from .._checks import as_tensor, check_int, check_positive
-from ..mixture import GaussianMixturePrior
-from . import PALETTE, figure, slider_figure, to_numpy
+from ..mixture import GaussianMixturePrior, gaussian_logits
+from . import PALETTE, figure, slider_figure, template, to_numpy
 
 __all__ = [
-    "STYLE",
+    "CURVES",
     "bandwidth_title",
     "lookup_title",
     "adaptive_grid",
@@ -46,8 +46,10 @@ __all__ = [
     "fig_misfit_only",
 ]
 
-#: Colours and dashes shared by the figures, the twins and the live apps.
-STYLE = {
+#: Legend name, colour and dash of each curve of chapters 1 and 2 (log-likelihoods, bounds, densities),
+#: shared by the figures, the twins and the live apps.  These are curves of one chapter pair, not methods:
+#: the methods' registry is :data:`memprior.plots.STYLE`.
+CURVES = {
     "train": dict(color=PALETTE[0], dash="solid", name="training log-likelihood"),
     "heldout": dict(color=PALETTE[1], dash="solid", name="held-out log-likelihood"),
     "loo": dict(color=PALETTE[2], dash="dashdot", name="leave-one-out log-likelihood"),
@@ -75,10 +77,6 @@ def _slider_below_axis_titles(fig: go.Figure, pad_t: int = 75) -> go.Figure:
         fig.layout.sliders[0].pad = dict(t=pad_t, b=10)
         fig.update_layout(margin=dict(b=max(40, (fig.layout.margin.b or 0))))
     return fig
-
-
-def _template():
-    return figure().layout.template
 
 
 # ============================================================================ chapter 1
@@ -170,14 +168,14 @@ def bandwidth_base(title: str | None = None, dens_max: float = 1.2) -> go.Figure
     fig.update_yaxes(title_text="density (per unit x)", range=[0, dens_max], row=1, col=1)
     fig.update_xaxes(title_text=_SLAB, type="log", row=1, col=2)
     fig.update_yaxes(title_text="ℓ (nats per example)", range=list(_LL_RANGE), row=1, col=2)
-    fig.update_layout(template=_template(), height=470, title=_TITLE | dict(text=title),
+    fig.update_layout(template=template(), height=470, title=_TITLE | dict(text=title),
                       legend=_TOP_LEGEND, margin=dict(l=60, r=20, t=105, b=40))
     return fig
 
 
 def bandwidth_traces(pan: dict, legend: bool = True) -> list:
     """The seven traces of the bandwidth view, in a fixed order (for twins and the live app)."""
-    st = STYLE
+    st = CURVES
     return [
         go.Scatter(x=pan["x"], y=pan["kde"], mode="lines", name=f"p<sub>σ</sub>, N = {len(pan['x_train'])}",
                    line=dict(color=st["model"]["color"], width=2, simplify=False), xaxis="x", yaxis="y",
@@ -236,20 +234,20 @@ def fig_likelihood_curves(curve: mle.BandwidthCurve, n: int, d: int = 1, referen
     lower = np.array([mle.self_term_bound(n, d, v) for v in s])
     upper = np.array([mle.width_upper_bound(d, v) for v in s])
     for key, vals in (("upper", upper), ("lower", lower)):
-        fig.add_trace(go.Scatter(x=s, y=vals, mode="lines", name=STYLE[key]["name"],
-                                 line=dict(color=STYLE[key]["color"], dash=STYLE[key]["dash"], width=1.3)))
+        fig.add_trace(go.Scatter(x=s, y=vals, mode="lines", name=CURVES[key]["name"],
+                                 line=dict(color=CURVES[key]["color"], dash=CURVES[key]["dash"], width=1.3)))
     for key in ("train", "loo", "heldout"):
         vals = getattr(curve, key)
         if vals is None:
             continue
-        fig.add_trace(go.Scatter(x=s, y=vals, mode="lines", name=STYLE[key]["name"],
-                                 line=dict(color=STYLE[key]["color"], dash=STYLE[key]["dash"], width=2.2),
+        fig.add_trace(go.Scatter(x=s, y=vals, mode="lines", name=CURVES[key]["name"],
+                                 line=dict(color=CURVES[key]["color"], dash=CURVES[key]["dash"], width=2.2),
                                  hovertemplate="σ = %{x:.3g}<br>ℓ = %{y:.3f}<extra></extra>"))
     if reference is not None:
-        fig.add_trace(go.Scatter(x=[s[0], s[-1]], y=[reference, reference], mode="lines", name=STYLE["ref"]["name"],
-                                 line=dict(color=STYLE["ref"]["color"], dash=STYLE["ref"]["dash"], width=1.3)))
+        fig.add_trace(go.Scatter(x=[s[0], s[-1]], y=[reference, reference], mode="lines", name=CURVES["ref"]["name"],
+                                 line=dict(color=CURVES["ref"]["color"], dash=CURVES["ref"]["dash"], width=1.3)))
     if sigma_star is not None:
-        fig.add_vline(x=float(sigma_star), line=dict(color=STYLE["heldout"]["color"], dash="dot", width=1),
+        fig.add_vline(x=float(sigma_star), line=dict(color=CURVES["heldout"]["color"], dash="dot", width=1),
                       annotation_text=f"held-out optimum σ* = {float(sigma_star):.3f}", annotation_position="top")
     fig.update_yaxes(range=list(_LL_RANGE))
     fig.update_layout(legend=_BOTTOM_LEGEND, margin=dict(b=130), height=480)
@@ -278,16 +276,16 @@ def _curves_traces(curve: mle.BandwidthCurve, n: int, sigma_star: float, referen
     ref = reference if reference is not None else float(np.max(curve.heldout))
     return [
         go.Scatter(x=s, y=np.array([mle.self_term_bound(n, 1, v) for v in s]), mode="lines",
-                   name=STYLE["lower"]["name"], line=dict(color=STYLE["lower"]["color"], dash="dash", width=1.3)),
-        go.Scatter(x=s, y=curve.train, mode="lines", name=STYLE["train"]["name"],
-                   line=dict(color=STYLE["train"]["color"], width=2.2)),
-        go.Scatter(x=s, y=curve.heldout, mode="lines", name=STYLE["heldout"]["name"],
-                   line=dict(color=STYLE["heldout"]["color"], width=2.2)),
+                   name=CURVES["lower"]["name"], line=dict(color=CURVES["lower"]["color"], dash="dash", width=1.3)),
+        go.Scatter(x=s, y=curve.train, mode="lines", name=CURVES["train"]["name"],
+                   line=dict(color=CURVES["train"]["color"], width=2.2)),
+        go.Scatter(x=s, y=curve.heldout, mode="lines", name=CURVES["heldout"]["name"],
+                   line=dict(color=CURVES["heldout"]["color"], width=2.2)),
         go.Scatter(x=[sigma_star], y=[star_ll], mode="markers", name="held-out optimum σ*",
-                   marker=dict(color=STYLE["heldout"]["color"], size=12, symbol="star"),
+                   marker=dict(color=CURVES["heldout"]["color"], size=12, symbol="star"),
                    hovertemplate="σ* = %{x:.3g}<br>ℓ = %{y:.3f}<extra></extra>"),
-        go.Scatter(x=[s[0], s[-1]], y=[ref, ref], mode="lines", name=STYLE["ref"]["name"],
-                   line=dict(color=STYLE["ref"]["color"], dash="dot", width=1.3)),
+        go.Scatter(x=[s[0], s[-1]], y=[ref, ref], mode="lines", name=CURVES["ref"]["name"],
+                   line=dict(color=CURVES["ref"]["color"], dash="dot", width=1.3)),
     ]
 
 
@@ -349,7 +347,7 @@ def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], excess: Seq
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     fig.add_trace(go.Scatter(x=ns_a, y=ss, mode="lines+markers", name="σ*(N)",
-                             line=dict(color=STYLE["heldout"]["color"], width=2.2)))
+                             line=dict(color=CURVES["heldout"]["color"], width=2.2)))
     fig.add_trace(go.Scatter(x=ns_a, y=ss[0] * (ns_a / ns_a[0]) ** slope, mode="lines",
                              name=f"reference ∝ N<sup>{slope:g}</sup>", line=dict(color="#888888", dash="dot")))
     if excess is not None:
@@ -358,7 +356,7 @@ def fig_optimum_vs_n(ns: Sequence[int], sigma_star: Sequence[float], excess: Seq
             raise ValueError("excess: need one value per N")
         fig.add_trace(go.Scatter(x=ns_a, y=ex, mode="lines+markers", yaxis="y2",
                                  name="excess held-out loss at σ* (nats, right axis)",
-                                 line=dict(color=STYLE["train"]["color"], dash="dash")))
+                                 line=dict(color=CURVES["train"]["color"], dash="dash")))
         fig.update_layout(yaxis2=dict(title="excess loss (nats per example)", overlaying="y", side="right",
                                       showgrid=False, rangemode="tozero"))
     fig.update_layout(legend=_BOTTOM_LEGEND, margin=dict(b=110, r=70))
@@ -417,18 +415,18 @@ def twin_flexible(fit: mle.FlexibleFit, lo: float = -3.5, hi: float = 4.0, every
                       range=[np.log10(dens_range[0]), np.log10(dens_range[1])], row=1, col=1)
     base.update_yaxes(title_text="weight π<sub>k</sub>", range=[0, max(w_max, 1.3 / n)], row=2, col=1)
     base.update_xaxes(title_text=_XLAB, range=[lo, hi], row=2, col=1)
-    base.update_layout(template=_template(), height=580, margin=dict(l=70, r=20, t=100, b=40),
+    base.update_layout(template=template(), height=580, margin=dict(l=70, r=20, t=100, b=40),
                        legend=_TOP_LEGEND, title=_TITLE)
     frames = []
     for f in frs:
         frames.append([
             go.Scatter(x=f["x"], y=f["density"], mode="lines", name="learned density q",
-                       line=dict(color=STYLE["model"]["color"], width=1.8, simplify=False), xaxis="x", yaxis="y"),
+                       line=dict(color=CURVES["model"]["color"], width=1.8, simplify=False), xaxis="x", yaxis="y"),
             go.Scatter(x=f["means"], y=f["weights"], mode="markers", name="component means μ<sub>k</sub>",
                        marker=dict(color=PALETTE[1], size=8, opacity=0.8), xaxis="x2", yaxis="y2",
                        hovertemplate="μ = %{x:.4f}<br>π = %{y:.4f}<extra></extra>"),
-            go.Scatter(x=f["x_train"], y=np.zeros(n), mode="markers", name=STYLE["points"]["name"],
-                       marker=dict(color=STYLE["points"]["color"], symbol="triangle-up", size=10),
+            go.Scatter(x=f["x_train"], y=np.zeros(n), mode="markers", name=CURVES["points"]["name"],
+                       marker=dict(color=CURVES["points"]["color"], symbol="triangle-up", size=10),
                        xaxis="x2", yaxis="y2", hovertemplate="x<sub>n</sub> = %{x:.4f}<extra></extra>"),
             go.Scatter(x=[lo, hi], y=[1.0 / n, 1.0 / n], mode="lines", name="1/N",
                        line=dict(color="#888888", dash="dot", width=1), xaxis="x2", yaxis="y2"),
@@ -447,11 +445,11 @@ def fig_flexible_history(fit: mle.FlexibleFit) -> go.Figure:
     h = fit.history
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                         subplot_titles=("log-likelihood during training", "width and coverage"))
-    fig.add_trace(go.Scatter(x=h["step"], y=h["train_ll"], mode="lines", name=STYLE["train"]["name"],
-                             line=dict(color=STYLE["train"]["color"], width=2.2)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=h["step"], y=h["train_ll"], mode="lines", name=CURVES["train"]["name"],
+                             line=dict(color=CURVES["train"]["color"], width=2.2)), row=1, col=1)
     if "test_ll" in h:
-        fig.add_trace(go.Scatter(x=h["step"], y=h["test_ll"], mode="lines", name=STYLE["heldout"]["name"],
-                                 line=dict(color=STYLE["heldout"]["color"], width=2.2)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=h["step"], y=h["test_ll"], mode="lines", name=CURVES["heldout"]["name"],
+                                 line=dict(color=CURVES["heldout"]["color"], width=2.2)), row=1, col=1)
     fig.add_trace(go.Scatter(x=h["step"], y=h["sigma"], mode="lines", name="width s",
                              line=dict(color=PALETTE[3], width=2.2)), row=1, col=2)
     fig.add_trace(go.Scatter(x=h["step"], y=np.maximum(h["max_gap"], 1e-16), mode="lines",
@@ -461,7 +459,7 @@ def fig_flexible_history(fit: mle.FlexibleFit) -> go.Figure:
     fig.update_xaxes(title_text="Adam step", row=1, col=2)
     fig.update_yaxes(title_text=_LLAB, range=[-8, max(6.0, float(np.max(h["train_ll"])) + 0.5)], row=1, col=1)
     fig.update_yaxes(title_text="distance (units of x)", type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(template=_template(), height=460, legend=_BOTTOM_LEGEND,
+    fig.update_layout(template=template(), height=460, legend=_BOTTOM_LEGEND,
                       margin=dict(l=60, r=20, t=50, b=110))
     return fig
 
@@ -496,8 +494,9 @@ def lookup_panel(forward: Callable, x_train, y: float, gamma: float, x_grid) -> 
     g = as_tensor("x_grid", x_grid).to(xt.dtype).reshape(-1, 1)
     w = P.lookup_weights(forward, xt, torch.tensor([yv], dtype=xt.dtype), gamma)
     ft = forward(xt)[:, 0]
+    misfit = -gaussian_logits(torch.tensor([[yv]], dtype=ft.dtype), ft[:, None], gamma ** 2)[0]  # -log N + const
     return dict(x=to_numpy(g[:, 0]), F=to_numpy(forward(g)[:, 0]), x_train=to_numpy(xt[:, 0]), F_train=to_numpy(ft),
-                misfit=to_numpy((yv - ft) ** 2 / (2 * gamma ** 2)), weights=to_numpy(w), exp_h=P.effective_components(w),
+                misfit=to_numpy(misfit), weights=to_numpy(w), exp_h=P.effective_components(w),
                 y=yv, gamma=gamma)
 
 
@@ -508,7 +507,7 @@ def lookup_base(f_range: tuple[float, float] = (-6.0, 8.0), title: str | None = 
     fig.update_yaxes(title_text="data F(x) (dimensionless)", range=list(f_range), row=1, col=1)
     fig.update_xaxes(title_text="training model x<sub>n</sub>", row=1, col=2)
     fig.update_yaxes(title_text="weight w<sub>n</sub>", range=[0, 1.05], row=1, col=2)
-    fig.update_layout(template=_template(), height=470, title=_TITLE | dict(text=title), bargap=0.3,
+    fig.update_layout(template=template(), height=470, title=_TITLE | dict(text=title), bargap=0.3,
                       legend=_TOP_LEGEND, margin=dict(l=60, r=20, t=105, b=40))
     return fig
 
@@ -610,7 +609,7 @@ def fig_lookup_limit(sigmas: Sequence[float], weights_by_sigma, lookup, x_train,
     fig.update_yaxes(title_text="weight", range=[0, 1.02], row=1, col=1)
     fig.update_xaxes(title_text=_SLAB, type="log", row=1, col=2)
     fig.update_yaxes(title_text="L1 distance", type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(template=_template(), height=470, legend=_BOTTOM_LEGEND,
+    fig.update_layout(template=template(), height=470, legend=_BOTTOM_LEGEND,
                       margin=dict(l=60, r=20, t=50, b=110))
     return fig
 
@@ -679,6 +678,6 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     fig.update_yaxes(title_text="density (per unit x)", row=2, col=1)
     fig.update_xaxes(title_text="stored model x<sub>n</sub>", row=2, col=2)
     fig.update_yaxes(title_text="weight", range=[0, 1.05], row=2, col=2)
-    fig.update_layout(template=_template(), height=700, barmode="group",
+    fig.update_layout(template=template(), height=700, barmode="group",
                       legend=dict(_BOTTOM_LEGEND, y=-0.12), margin=dict(l=60, r=20, t=50, b=100))
     return fig

@@ -9,15 +9,15 @@ from plotly.subplots import make_subplots
 
 from . import PALETTE, color, compact, figure, slider_figure, to_numpy
 
-__all__ = ["loss_gap_figure", "variants_figure", "mitigation_figure", "scatter_traces", "training_twin",
-           "datum_base", "datum_traces", "datum_twin", "datum_title", "report_figure", "snapshots_figure",
-           "datum_sweep_figure", "line_xy"]
+__all__ = ["fig_loss_gap", "fig_variants", "fig_mitigation", "scatter_traces", "fig_training_slider",
+           "datum_base", "datum_traces", "twin_datum", "datum_title", "fig_report", "fig_snapshots",
+           "twin_datum_sweep", "line_xy"]
 
 _AX = "normalized units"
 
 
-def loss_gap_figure(steps: Sequence[int], train: Sequence[float], held_out: Sequence[float],
-                    best: int | None = None) -> go.Figure:
+def fig_loss_gap(steps: Sequence[int], train: Sequence[float], held_out: Sequence[float],
+                 best: int | None = None) -> go.Figure:
     """Denoising loss on the training set and on held-out draws, against training steps."""
     fig = figure(None, "training steps", f"denoising loss E‖x̂₀ − x₀‖² ({_AX}²)", height=360)
     fig.add_trace(go.Scatter(x=list(steps), y=list(train), mode="lines+markers", name="training points",
@@ -54,8 +54,8 @@ def scatter_traces(x_train, prior, posterior, reference=None, show_legend: bool 
     return tr
 
 
-def variants_figure(panels: Mapping[str, tuple], line: tuple | None = None, lim: float = 3.5,
-                    cols: int = 2) -> go.Figure:
+def fig_variants(panels: Mapping[str, tuple], line: tuple | None = None, lim: float = 3.5,
+                 cols: int = 2) -> go.Figure:
     """Prior and posterior samples of several priors, one panel each.
 
     ``panels[name] = (x_train, prior_samples, posterior_samples)``; ``line = (a, y)`` draws the
@@ -87,7 +87,7 @@ def variants_figure(panels: Mapping[str, tuple], line: tuple | None = None, lim:
     return fig
 
 
-def mitigation_figure(rows: Sequence[Mapping[str, float]], reference_floor: float | None = None) -> go.Figure:
+def fig_mitigation(rows: Sequence[Mapping[str, float]], reference_floor: float | None = None) -> go.Figure:
     """Prior-side and posterior-side scores of each prior variant.
 
     Each row needs ``"prior"`` (name), ``"flagged"``, ``"flagged se"``, ``"null"``, ``"tv lookup"``,
@@ -120,8 +120,8 @@ def mitigation_figure(rows: Sequence[Mapping[str, float]], reference_floor: floa
     return fig
 
 
-def training_twin(x_train, frames: Sequence[tuple], labels: Sequence[str], titles: Sequence[str],
-                  reference=None, line: tuple | None = None, lim: float = 3.5, active: int = 0) -> go.Figure:
+def fig_training_slider(x_train, frames: Sequence[tuple], labels: Sequence[str], titles: Sequence[str],
+                        reference=None, line: tuple | None = None, lim: float = 3.5, active: int = 0) -> go.Figure:
     """Kernel-free slider over training length: prior and posterior samples at each snapshot.
 
     ``frames[k] = (prior_samples, posterior_samples)``.
@@ -186,7 +186,7 @@ def datum_traces(panels: Sequence[tuple], a, yv: float, lim: float = 3.5) -> lis
     return out
 
 
-def datum_twin(names: Sequence[str], frames: Sequence[Sequence[tuple]], y_values: Sequence[float], a,
+def twin_datum(names: Sequence[str], frames: Sequence[Sequence[tuple]], y_values: Sequence[float], a,
                titles: Sequence[str], lim: float = 3.5, active: int = 0) -> go.Figure:
     """Kernel-free slider over the datum ``y``: the posterior each prior implies.
 
@@ -209,21 +209,21 @@ def datum_title(names: Sequence[str], y: float, dist: Sequence[float]) -> str:
         f"{nm} {d:.2f}" for nm, d in zip(names, dist))
 
 
-def report_figure(report, names: Sequence[str] = ("x₁", "x₂")) -> go.Figure:
+def fig_report(report, names: Sequence[str] = ("x₁", "x₂")) -> go.Figure:
     """The memorization report figure of low-dimensional data, its gallery axis labelled by coordinate.
 
     ``report`` is a :class:`memprior.metrics.MemorizationReport`; the figure is
-    :func:`memprior.plots.diffusion.memorization_report_figure` with ticks ``names`` on the gallery's
+    :func:`memprior.plots.diffusion.fig_memorization_report` with ticks ``names`` on the gallery's
     coordinate axis (row 2).
     """
-    from .diffusion import memorization_report_figure
+    from .diffusion import fig_memorization_report
 
-    fig = memorization_report_figure(report)
+    fig = fig_memorization_report(report)
     fig.update_xaxes(title_text=None, tickvals=list(range(len(names))), ticktext=list(names), row=2)
     return fig
 
 
-def snapshots_figure(snap, x_train, a, y: float, null: float) -> go.Figure:
+def fig_snapshots(snap, x_train, a, y: float, null: float) -> go.Figure:
     """Slider over the training snapshots of :func:`memprior.experiments.practice.training_snapshots`.
 
     Titled by the prior's flagged fraction against ``null`` (the flagged fraction of fresh draws), the fraction
@@ -234,12 +234,12 @@ def snapshots_figure(snap, x_train, a, y: float, null: float) -> go.Figure:
               f"{on:.2f}, energy distance to reference {e:.2f}"
               for s, q, on, e in zip(snap.steps, snap.flagged, snap.on_training, snap.energy)]
     frames = list(zip(snap.prior_samples, snap.posterior_samples))
-    return training_twin(x_train, frames, [str(s) for s in snap.steps], titles, line=(list(a), float(y)),
-                         active=len(frames) - 1)
+    return fig_training_slider(x_train, frames, [str(s) for s in snap.steps], titles, line=(list(a), float(y)),
+                               active=len(frames) - 1)
 
 
-def datum_sweep_figure(sweep, a, active_y: float = 1.5, n_prior: int = 500) -> go.Figure:
-    """Slider over the datum of :func:`memprior.experiments.practice.datum_sweep` (:func:`datum_twin`).
+def twin_datum_sweep(sweep, a, active_y: float = 1.5, n_prior: int = 500) -> go.Figure:
+    """Slider over the datum of :func:`memprior.experiments.practice.datum_sweep` (:func:`twin_datum`).
 
     Shows the first ``n_prior`` prior samples of each panel; opens at the datum closest to ``active_y``.
     """
@@ -247,5 +247,5 @@ def datum_sweep_figure(sweep, a, active_y: float = 1.5, n_prior: int = 500) -> g
               for post in sweep.posterior_samples]
     titles = [datum_title(sweep.short, float(yv), dd) for yv, dd in zip(sweep.y_values, sweep.distance)]
     active = int(np.argmin(np.abs(np.asarray(sweep.y_values) - active_y)))
-    return datum_twin(list(sweep.names), frames, [float(v) for v in sweep.y_values], list(a), titles,
+    return twin_datum(list(sweep.names), frames, [float(v) for v in sweep.y_values], list(a), titles,
                       active=active)

@@ -13,11 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..experiments import stylized as ex
-from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure
+from . import PALETTE, SEQUENTIAL, compact, figure, slider_figure, style, template
 
 __all__ = [
-    "twin_frame",
-    "twin_base",
+    "panel_traces",
+    "panel_base",
     "panel_title",
     "fig_1d_panels",
     "fig_2d_slider",
@@ -27,18 +27,26 @@ __all__ = [
     "fig_components_vs_modes",
     "twin_sigma",
     "twin_y",
-    "STYLE",
 ]
 
-#: Colour and dash of each curve, shared by figures, twins and the live app.
-STYLE = {
-    "prior": dict(color="#888888", dash="dot", name="prior p<sub>σ</sub>"),
-    "likelihood": dict(color=PALETTE[4], dash="dash", name="likelihood (normalized)"),
-    "exact": dict(color=PALETTE[7], dash="solid", name="exact posterior"),
-    "lin": dict(color=PALETTE[0], dash="solid", name="linearized, with log-det"),
-    "lin0": dict(color=PALETTE[1], dash="dashdot", name="linearized, no log-det (paper code)"),
-    "train": dict(color=PALETTE[2], name="training points"),
+# The curves of a panel (fields of Panel1D): the method each shows, whose colour and dash come from the
+# house registry (memprior.plots.STYLE), and its legend name.
+_CURVES = {
+    "prior": ("prior", "prior p<sub>σ</sub>"),
+    "likelihood": ("likelihood", "likelihood (normalized)"),
+    "exact": ("lookup", "exact posterior"),
+    "lin": ("linearized", "linearized, with log-det"),
+    "lin0": ("linearized, no log-det", "linearized, no log-det (paper code)"),
 }
+_TRAIN = PALETTE[2]  # colour of the training points
+
+
+def _st(key: str) -> dict:
+    """Colour, dash and legend name of the panel curve ``key``."""
+    method, name = _CURVES[key]
+    return style(method, name=name)
+
+
 _XLAB = "model x (dimensionless)"
 _DENS = "density (per unit x)"
 
@@ -46,14 +54,14 @@ _DENS = "density (per unit x)"
 def _density_traces(pan: ex.Panel1D, xaxis: str = "x", yaxis: str = "y", legend: bool = True) -> list:
     tr = []
     for key in ("prior", "likelihood", "exact", "lin", "lin0"):
-        st = STYLE[key]
+        st = _st(key)
         tr.append(go.Scatter(x=pan.x, y=getattr(pan, key), mode="lines", name=st["name"], legendgroup=key,
                              showlegend=legend, xaxis=xaxis, yaxis=yaxis,
                              line=dict(color=st["color"], dash=st["dash"], width=2.2 if key == "exact" else 1.8),
                              hovertemplate="x = %{x:.2f}<br>%{y:.3f}<extra>" + st["name"] + "</extra>"))
     tr.append(go.Scatter(x=pan.x_train, y=np.zeros_like(pan.x_train), mode="markers", name="training points",
                          legendgroup="train", showlegend=legend, xaxis=xaxis, yaxis=yaxis,
-                         marker=dict(color=STYLE["train"]["color"], size=9, symbol="triangle-up",
+                         marker=dict(color=_TRAIN, size=9, symbol="triangle-up",
                                      line=dict(color="white", width=1)),
                          hovertemplate="x<sub>n</sub> = %{x:.2f}<extra></extra>"))
     return tr
@@ -63,7 +71,7 @@ def _weight_traces(pan: ex.Panel1D, xaxis: str = "x2", yaxis: str = "y2", legend
     labels = [f"{v:.2f}" for v in pan.x_train]
     tr = []
     for key, wkey in (("exact", "w_exact"), ("lin", "w_lin"), ("lin0", "w_lin0")):
-        st = STYLE[key]
+        st = _st(key)
         tr.append(go.Bar(x=labels, y=getattr(pan, wkey), name=st["name"], legendgroup=key, showlegend=legend,
                          marker_color=st["color"], xaxis=xaxis, yaxis=yaxis,
                          hovertemplate="x<sub>n</sub> = %{x}<br>w = %{y:.4f}<extra>" + st["name"] + "</extra>"))
@@ -99,7 +107,7 @@ def fig_1d_panels(panels: ex.Panels1D) -> go.Figure:
         fig.update_xaxes(title_text="training point x<sub>n</sub>", row=2, col=j + 1)
     fig.update_yaxes(title_text=_DENS, row=1, col=1)
     fig.update_yaxes(title_text="weight w<sub>n</sub>", row=2, col=1)
-    fig.update_layout(template=figure().layout.template, height=660, barmode="group", bargap=0.25,
+    fig.update_layout(template=template(), height=660, barmode="group", bargap=0.25,
                       legend=dict(orientation="h", y=-0.16, x=0.5, xanchor="center", yanchor="top"),
                       margin=dict(l=60, r=20, t=60, b=40))
     return fig
@@ -157,7 +165,7 @@ def fig_2d_slider(pent: ex.Pentagon, active: int = 2) -> go.Figure:
     base = make_subplots(rows=2, cols=2, horizontal_spacing=0.08, vertical_spacing=0.12,
                          subplot_titles=["prior p<sub>σ</sub>, misfit contours", "exact posterior",
                                          "linearized, with log-det", "linearized, no log-det (paper code)"])
-    base.update_layout(template=figure().layout.template, height=760,
+    base.update_layout(template=template(), height=760,
                        coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1,
                                       colorbar=dict(title=dict(text="density / max", side="right"), len=0.6)),
                        title=dict(x=0.02, xanchor="left", y=0.985, yanchor="top", font=dict(size=14)),
@@ -206,7 +214,7 @@ def fig_linearization_errors(curves: Mapping[str, ex.LinearizationErrors]) -> go
                         subplot_titles=["posterior density: total variation", "component weights: Σ|Δw<sub>n</sub>|"])
     dashes = ["solid", "dot", "dash"]
     for i, (label, c) in enumerate(curves.items()):
-        for key, st, nm in (("", STYLE["lin"], "with log-det"), ("_no_logdet", STYLE["lin0"], "no log-det")):
+        for key, st, nm in (("", _st("lin"), "with log-det"), ("_no_logdet", _st("lin0"), "no log-det")):
             for col, base in ((1, "tv"), (2, "weight_l1")):
                 fig.add_trace(compact(go.Scatter(
                     x=c.sigma, y=np.maximum(getattr(c, base + key), 1e-12), mode="lines+markers",
@@ -216,7 +224,7 @@ def fig_linearization_errors(curves: Mapping[str, ex.LinearizationErrors]) -> go
     fig.update_yaxes(type="log")
     fig.update_yaxes(title_text="TV(exact, linearized)", row=1, col=1)
     fig.update_yaxes(title_text="Σ<sub>n</sub> |w<sub>n</sub><sup>lin</sup> − w<sub>n</sub>|", row=1, col=2)
-    fig.update_layout(template=figure().layout.template, height=420,
+    fig.update_layout(template=template(), height=420,
                       legend=dict(orientation="h", y=-0.22, x=0.5, xanchor="center"))
     return fig
 
@@ -266,9 +274,9 @@ def fig_components_vs_modes(curve: ex.ComponentsCurve, n_train: int) -> go.Figur
     """
     fig = figure(f"N = {n_train}: components are not modes", "bandwidth σ", "count", height=400)
     fig.add_trace(compact(go.Scatter(x=curve.sigma, y=curve.exact, mode="lines", name="exp(H), exact weights",
-                                     line=dict(color=STYLE["exact"]["color"], width=2.2))))
+                                     line=dict(color=_st("exact")["color"], width=2.2))))
     fig.add_trace(compact(go.Scatter(x=curve.sigma, y=curve.linearized, mode="lines",
-                                     name="exp(H), linearized", line=dict(color=STYLE["lin"]["color"], dash="dash"))))
+                                     name="exp(H), linearized", line=dict(color=_st("lin")["color"], dash="dash"))))
     fig.add_trace(compact(go.Scatter(x=curve.sigma, y=curve.modes.astype(float), mode="lines+markers",
                                      name="modes of the exact posterior", line=dict(color=PALETTE[2], shape="hv"),
                                      marker=dict(size=4))))
@@ -277,15 +285,15 @@ def fig_components_vs_modes(curve: ex.ComponentsCurve, n_train: int) -> go.Figur
     return fig
 
 
-def twin_frame(pan: ex.Panel1D) -> list:
+def panel_traces(pan: ex.Panel1D) -> list:
     """The traces of one 1-D panel: posterior densities (top) and component weights (bottom)."""
     return _density_traces(pan, legend=True) + _weight_traces(pan, legend=False)
 
 
-def twin_base(pan: ex.Panel1D, y_max: float) -> go.Figure:
-    """The empty two-row figure (densities up to ``y_max``, log weights) that :func:`twin_frame` fills."""
+def panel_base(pan: ex.Panel1D, y_max: float) -> go.Figure:
+    """The empty two-row figure (densities up to ``y_max``, log weights) that :func:`panel_traces` fills."""
     base = make_subplots(rows=2, cols=1, row_heights=[0.66, 0.34], vertical_spacing=0.16)
-    base.update_layout(template=figure().layout.template, height=680, barmode="group",
+    base.update_layout(template=template(), height=680, barmode="group",
                        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0.5, xanchor="center"),
                        title=dict(y=0.98, yanchor="top", x=0.02, xanchor="left", font=dict(size=14)),
                        margin=dict(l=60, r=20, t=125, b=40))
@@ -306,8 +314,8 @@ def _twin(pans, labels, prefix: str, titles, active: int | None) -> go.Figure:
     """A slider figure over 1-D panels; the density axis fits the highest posterior curve (at most 6)."""
     y_max = min(1.05 * max(max(p.exact.max(), p.lin.max(), p.lin0.max()) for p in pans), 6.0)
     active = len(pans) // 2 if active is None else active
-    return slider_figure([twin_frame(p) for p in pans], labels, slider_prefix=prefix,
-                         base=twin_base(pans[0], y_max), active=active, frame_titles=titles)
+    return slider_figure([panel_traces(p) for p in pans], labels, slider_prefix=prefix,
+                         base=panel_base(pans[0], y_max), active=active, frame_titles=titles)
 
 
 def twin_sigma(panels: ex.Panels1D, active: int | None = None) -> go.Figure:

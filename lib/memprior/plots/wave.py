@@ -11,11 +11,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure, to_numpy
+from . import DIVERGING, SEQUENTIAL, color, figure, slider_figure, template, to_numpy
 
 __all__ = [
-    "field_heatmap", "field_figure", "fields_row", "greens_line_figure", "dispersion_figure",
-    "frequency_slider", "phase_animation", "data_figure", "misfit_history_figure",
+    "field_heatmap", "fig_field", "fig_fields", "fig_greens_line", "fig_dispersion",
+    "twin_frequency", "fig_phase_animation", "fig_data", "fig_misfit_history",
 ]
 
 
@@ -53,9 +53,9 @@ def _sym_range(a: np.ndarray, clip: float | None) -> float:
     return s or 1.0
 
 
-def field_figure(a, x, z, *, title: str = "", colorbar_title: str = "", symmetric: bool = False,
-                 colorscale=None, points: Mapping[str, np.ndarray] | None = None, height: int = 420,
-                 width: int | None = 520, clip: float | None = None) -> go.Figure:
+def fig_field(a, x, z, *, title: str = "", colorbar_title: str = "", symmetric: bool = False,
+              colorscale=None, points: Mapping[str, np.ndarray] | None = None, height: int = 420,
+              width: int | None = 520, clip: float | None = None) -> go.Figure:
     """One field ``[nx, nz]`` as a heatmap, depth downwards, with optional marker sets {label: [n, 2] km}.
 
     ``clip`` (symmetric fields only) sets the colour range to that quantile of ``|a|``, so that
@@ -92,13 +92,13 @@ def _add_points(fig, points, row=None, col=None):
             fig.add_trace(tr, row=row, col=col)
 
 
-def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title: str = "",
+def fig_fields(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title: str = "",
                symmetric: bool = False, shared_scale: bool = True, colorscale=None,
                points: Mapping[str, np.ndarray] | None = None, height: int = 360,
                width: int | None = None, clip: float | None = None) -> go.Figure:
     """Several fields side by side (for example true / initial / inverted models).
 
-    ``clip``: for symmetric fields, the colour range is that quantile of ``|a|`` (see :func:`field_figure`).
+    ``clip``: for symmetric fields, the colour range is that quantile of ``|a|`` (see :func:`fig_field`).
     """
     n = len(fields)
     if n == 0 or len(titles) != n:
@@ -106,7 +106,7 @@ def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title:
     arrs = [_check_field(f"fields[{k}]", f, to_numpy(x), to_numpy(z)) for k, f in enumerate(fields)]
     cs = colorscale or (DIVERGING if symmetric else SEQUENTIAL)
     fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=0.06)
-    fig.update_layout(template=figure().layout.template, height=height, width=width,
+    fig.update_layout(template=template(), height=height, width=width,
                       legend=dict(orientation="h", y=-0.18))
     if shared_scale:
         if symmetric:
@@ -131,7 +131,7 @@ def fields_row(fields: Sequence, x, z, titles: Sequence[str], *, colorbar_title:
     return fig
 
 
-def greens_line_figure(r, numeric, analytic, *, title: str = "") -> go.Figure:
+def fig_greens_line(r, numeric, analytic, *, title: str = "") -> go.Figure:
     """Real and imaginary parts of a numerical and an analytic Green's function along a line."""
     r, numeric, analytic = to_numpy(r), to_numpy(numeric, dtype=None), to_numpy(analytic, dtype=None)
     if not (r.shape == numeric.shape == analytic.shape) or r.ndim != 1:
@@ -145,8 +145,8 @@ def greens_line_figure(r, numeric, analytic, *, title: str = "") -> go.Figure:
     return fig
 
 
-def dispersion_figure(ppw: Mapping[str, np.ndarray], errors: Mapping[str, np.ndarray], *,
-                      threshold: float | None = 0.02, title: str = "") -> go.Figure:
+def fig_dispersion(ppw: Mapping[str, np.ndarray], errors: Mapping[str, np.ndarray], *,
+                   threshold: float | None = 0.02, title: str = "") -> go.Figure:
     """Relative Green's-function error against points per wavelength, log-log, one curve per stencil."""
     fig = figure(title=title, xlabel="points per wavelength", ylabel="relative L2 error (1–3 wavelengths)",
                  height=400)
@@ -179,9 +179,9 @@ def _scale(u: np.ndarray, clip: float | None) -> float:
     return _sym_range(np.abs(u), clip)
 
 
-def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: str = "",
-                     points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
-                     clip: float | None = 0.99) -> go.Figure:
+def twin_frequency(fields: Sequence, freqs: Sequence[float], x, z, *, title: str = "",
+                   points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                   clip: float | None = 0.99) -> go.Figure:
     """Kernel-free slider over frequency: Re u, each frame divided by the ``clip`` quantile of its
     absolute value (its maximum with ``clip=None``) and clipped to [-1, 1], so that the singular
     values at the source do not wash out the far field."""
@@ -199,9 +199,9 @@ def frequency_slider(fields: Sequence, freqs: Sequence[float], x, z, *, title: s
     return slider_figure(frames, [f"{f:.1f} Hz" for f in freqs], slider_prefix="frequency: ", base=base)
 
 
-def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
-                    points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
-                    clip: float | None = 0.99) -> go.Figure:
+def fig_phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
+                        points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                        clip: float | None = 0.99) -> go.Figure:
     """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period.
 
     Frames are divided by the ``clip`` quantile of |u| (its maximum with ``clip=None``) and clipped
@@ -222,14 +222,14 @@ def phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
                          frame_duration_ms=80)
 
 
-def data_figure(data, rec_x, *, labels: Sequence[str] | None = None, title: str = "") -> go.Figure:
+def fig_data(data, rec_x, *, labels: Sequence[str] | None = None, title: str = "") -> go.Figure:
     """Amplitude and unwrapped phase of complex data [n_src, n_rec] against receiver position."""
     d = to_numpy(data, dtype=None)
     rx = to_numpy(rec_x)
     if d.ndim != 2 or d.shape[1] != rx.shape[0]:
         raise ValueError(f"data: expected shape [n_src, {rx.shape[0]}], got {list(d.shape)}")
     fig = make_subplots(rows=1, cols=2, subplot_titles=["amplitude |d|", "phase arg d (unwrapped)"])
-    fig.update_layout(template=figure().layout.template, height=360, title=title)
+    fig.update_layout(template=template(), height=360, title=title)
     for s in range(d.shape[0]):
         lab = labels[s] if labels is not None else f"source {s}"
         fig.add_trace(go.Scatter(x=rx, y=np.abs(d[s]), name=lab, legendgroup=lab, line=dict(color=color(s))), 1, 1)
@@ -241,8 +241,8 @@ def data_figure(data, rec_x, *, labels: Sequence[str] | None = None, title: str 
     return fig
 
 
-def misfit_history_figure(values: Mapping[str, Sequence[float]], *, title: str = "",
-                          ylabel: str = "misfit Σ|r|²/σ_d²") -> go.Figure:
+def fig_misfit_history(values: Mapping[str, Sequence[float]], *, title: str = "",
+                       ylabel: str = "misfit Σ|r|²/σ_d²") -> go.Figure:
     """Objective against iteration (log scale), one curve per label."""
     fig = figure(title=title, xlabel="objective evaluation (line-search trials included)", ylabel=ylabel,
                  height=340)

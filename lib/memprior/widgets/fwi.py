@@ -13,8 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .._checks import check_int
-from ..plots import PALETTE
-from ..plots.fwi import STYLE, layout_template
+from ..plots import PALETTE, style, template
 from . import App
 
 __all__ = ["fwi_app", "AppState"]
@@ -28,7 +27,7 @@ class AppState:
     exp : memprior.experiments.fwi.FWIExperiment
     truth : memprior.fwi.Truth
     runs : dict, optional
-        Precomputed ``{(N, noise, eta): SampleResult}`` of ``dps_normalized``
+        Precomputed ``{(N, noise, step_size): SampleResult}`` of ``dps_normalized``
         (:func:`memprior.experiments.fwi.app_runs`).
     n, steps, seed : settings of on-demand runs.
     """
@@ -47,21 +46,21 @@ class AppState:
             self._obs[key] = self.exp.observe(self.truth, noise=float(noise))
         return self._obs[key]
 
-    def run(self, N: int, noise: float, eta: float):
-        key = (int(N), round(float(noise), 6), round(float(eta), 6))
+    def run(self, N: int, noise: float, step_size: float):
+        key = (int(N), round(float(noise), 6), round(float(step_size), 6))
         for k, v in self.runs.items():
             if (int(k[0]), round(float(k[1]), 6), round(float(k[2]), 6)) == key:
                 return v
-        res = self.exp.sample("dps_normalized", int(N), self.observation(noise), n=self.n, eta=float(eta),
+        res = self.exp.sample("dps_normalized", int(N), self.observation(noise), n=self.n, step_size=float(step_size),
                               steps=self.steps, seed=self.seed)
         self.runs[key] = res
         return res
 
 
-def _traces(state: AppState, N: int, noise: float, eta: float) -> tuple[list, str]:
+def _traces(state: AppState, N: int, noise: float, step_size: float) -> tuple[list, str]:
     obs = state.observation(noise)
     lk = state.exp.lookup(N, obs)
-    res = state.run(N, noise, eta)
+    res = state.run(N, noise, step_size)
     per = lk.nll.numpy() / obs.n_data
     order = np.argsort(per)
     rank_of = np.empty_like(order)
@@ -72,22 +71,22 @@ def _traces(state: AppState, N: int, noise: float, eta: float) -> tuple[list, st
         go.Scatter(x=np.arange(1, per.size + 1), y=per[order].astype(np.float32), mode="markers",
                    marker=dict(color=PALETTE[0], size=5), name="training models (sorted)", xaxis="x", yaxis="y"),
         go.Scatter(x=rank_of[picked], y=per[picked].astype(np.float32), mode="markers",
-                   marker=dict(color=STYLE["DPS"], size=11, symbol="x"), name="models DPS landed on",
+                   marker=dict(color=style("DPS")["color"], size=11, symbol="x"), name="models DPS landed on",
                    xaxis="x", yaxis="y"),
         go.Scatter(x=np.arange(1, mis.size + 1), y=mis.astype(np.float32), mode="markers",
-                   marker=dict(color=STYLE["DPS (normalized)"], size=9), name="DPS samples", xaxis="x2",
+                   marker=dict(color=style("paper")["color"], size=9), name="DPS samples", xaxis="x2",
                    yaxis="y2"),
         go.Scatter(x=[0.5, mis.size + 0.5], y=[per[order[0]]] * 2, mode="lines",
-                   line=dict(color=STYLE["exact"], dash="dash"), name="lookup best (exact posterior)",
+                   line=style("exact", dash="dash"), name="lookup best (exact posterior)",
                    xaxis="x2", yaxis="y2"),
     ]
-    title = (f"N = {N}, noise {100 * noise:.0f} %, η = {eta:g}: exp(H) = {lk.exp_H:.3f}; "
+    title = (f"N = {N}, noise {100 * noise:.0f} %, η = {step_size:g}: exp(H) = {lk.exp_H:.3f}; "
              f"DPS landed on {len(set(picked.tolist()))} distinct models, median lookup rank "
              f"{int(np.median(rank_of[picked]))} of {N}")
     return tr, title
 
 
-def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), etas=(0.02, 0.05, 0.07),
+def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), step_sizes=(0.02, 0.05, 0.07),
             live: bool = True) -> App:
     """An :class:`~memprior.widgets.App` over N, noise level and DPS step size.
 
@@ -97,7 +96,7 @@ def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), et
     Parameters
     ----------
     state : AppState
-    sizes, noises, etas : the choices offered (sizes must be training-set sizes of the experiment)
+    sizes, noises, step_sizes : the choices offered (sizes must be training-set sizes of the experiment)
     live : bool
         ``False`` draws on a plain figure (same callback), for timing without a browser.
     """
@@ -111,21 +110,22 @@ def fwi_app(state: AppState, sizes=(50, 200, 1000), noises=(0.02, 0.05, 0.1), et
         "N": W.Dropdown(options=list(sizes), value=sizes[min(1, len(sizes) - 1)], description="N"),
         "noise": W.Dropdown(options=[(f"{100 * v:.0f} %", v) for v in noises], value=noises[min(1, len(noises) - 1)],
                             description="noise"),
-        "eta": W.Dropdown(options=list(etas), value=etas[min(1, len(etas) - 1)], description="step η"),
+        "step_size": W.Dropdown(options=list(step_sizes), value=step_sizes[min(1, len(step_sizes) - 1)],
+                                description="step η"),
     }
     fig = make_subplots(rows=1, cols=2, subplot_titles=("lookup: every training model", "DPS samples"))
-    tr, title = _traces(state, controls["N"].value, controls["noise"].value, controls["eta"].value)
+    tr, title = _traces(state, controls["N"].value, controls["noise"].value, controls["step_size"].value)
     for t in tr:
         fig.add_trace(t)
     fig.update_xaxes(title_text="rank by misfit", type="log", row=1, col=1)
     fig.update_yaxes(title_text="misfit per datum (1 = noise level)", type="log", row=1, col=1)
     fig.update_xaxes(title_text="sample", row=1, col=2)
     fig.update_yaxes(title_text="misfit per datum", type="log", row=1, col=2)
-    fig.update_layout(height=430, title=title, template=layout_template(),
+    fig.update_layout(height=430, title=title, template=template(),
                       legend=dict(orientation="h", y=-0.3))
 
-    def update(f, N, noise, eta):
-        new, ttl = _traces(state, N, noise, eta)
+    def update(f, N, noise, step_size):
+        new, ttl = _traces(state, N, noise, step_size)
         for k, t in enumerate(new):
             f.data[k].x = t.x
             f.data[k].y = t.y

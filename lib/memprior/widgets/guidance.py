@@ -47,7 +47,7 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
     Returns
     -------
     App
-        Controls ``sampler`` (dropdown), ``log10_step`` (log10 of zeta' or eta).
+        Controls ``sampler`` (dropdown), ``log10_step`` (log10 of zeta' or step_size).
     """
     import ipywidgets as W
 
@@ -80,7 +80,7 @@ def step_size_app(problem, schedule: Schedule | None = None, n: int = 256, steps
                              show_progress=False)
             name, sym = "DPS", "ζ′"
         else:
-            s = G.dps_normalized_sample(den, schedule, forward, y, n, eta=step, generator=g, steps=steps,
+            s = G.dps_normalized_sample(den, schedule, forward, y, n, step_size=step, generator=g, steps=steps,
                              show_progress=False)
             name, sym = "paper variant", "η"
         freq = G.assignment_frequencies(s, x_train)

@@ -91,8 +91,8 @@ def stylized_app(sigma: float = 0.3, gamma: float = 0.3, y: float = 0.0, n: int 
         "n": W.Dropdown(options=list(TRAINING_SETS.items()), value=n, description="training set N", style=style),
     }
     pan = ex.panel_1d(training_problem(n, y, gamma), sigma)
-    fig = S.twin_base(pan, 1.0)
-    for t in S.twin_frame(pan):
+    fig = S.panel_base(pan, 1.0)
+    for t in S.panel_traces(pan):
         fig.add_trace(t)
     fig.update_yaxes(autorange=True, row=1, col=1)
     fig.update_yaxes(range=None, row=1, col=1)

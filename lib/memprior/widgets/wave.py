@@ -63,10 +63,10 @@ def wavefield_app(solver: Helmholtz2D, models: Mapping[str, np.ndarray], freqs=(
         model=W.Dropdown(options=list(ms), value=first, description="model"),
     )
     u0 = np.real(solver.wavefield(ms[first], controls["freq"].value, (lx / 2, 0.0)))
-    fig = wplots.field_figure(u0 / (np.abs(u0).max() or 1), solver.x, solver.z, symmetric=True,
-                              colorbar_title="Re u / max",
-                              points={"source": np.array([[lx / 2, 0.0]]), "receivers": acq.receivers},
-                              title="Re u, one source on the top row")
+    fig = wplots.fig_field(u0 / (np.abs(u0).max() or 1), solver.x, solver.z, symmetric=True,
+                           colorbar_title="Re u / max",
+                           points={"source": np.array([[lx / 2, 0.0]]), "receivers": acq.receivers},
+                           title="Re u, one source on the top row")
     fig.data[0].update(zmin=-1, zmax=1)
 
     def update(f, freq, source_x, model):
