@@ -15,6 +15,7 @@ It prints a markdown table to paste into ``benchmarks/RESULTS.md`` and exits 1 i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -149,6 +150,7 @@ def measure(numbers=None) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("MEMPRIOR_QUIET", "1")  # no progress bars in the table
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("chapters", nargs="*", type=int, help="chapter numbers (default: all)")
     args = ap.parse_args(argv)

@@ -210,6 +210,48 @@ def test_dense_data_limit_of_the_d1_d2_null():
         assert abs(p - 3.0 ** -d) < 4 * math.sqrt(3.0 ** -d * (1 - 3.0 ** -d) / 2000)
 
 
+def test_null_kl_against_numpy_and_the_isotropic_null():
+    from memprior import velocity
+    from memprior.fwi import random_field_models
+    kw = dict(ns=(20, 60), n_fresh=200, grid=16, K=4)  # d = 16, small and quick
+    res = denoising.null_kl(**kw)
+    assert res.spaces == ("raw", "z-scored", "gaussian", "diagonal", "isotropic") and res.d == 16
+    assert res.frac_r.shape == res.frac_q.shape == (5, 2)
+    basis = velocity.KLBasis(16, 16, K=4)
+    pool = random_field_models(basis, 60, 0)[0].numpy()
+    fresh = random_field_models(basis, 200, 10_000)[0].numpy()
+    for j, n in enumerate((20, 60)):
+        x = pool[:n]
+        mu, sd = x.mean(0), x.std(0, ddof=1)
+        for i, (f, t) in enumerate(((fresh, x), ((fresh - mu) / sd, (x - mu) / sd))):  # raw, then z-scored
+            d = np.sort(_pairwise(f, t), axis=1)
+            k = min(50, n)
+            assert res.frac_r[i, j] == pytest.approx(np.mean(d[:, 0] / d[:, 1:k].mean(1) < 0.7))
+            assert res.frac_q[i, j] == pytest.approx(np.mean(d[:, 0] / d[:, 1] < 1 / 3))
+    # the isotropic row is null_vs_dimension's, in the same dimension
+    iso = denoising.null_vs_dimension(dims=(16,), ns=(20, 60), n_fresh=200)
+    np.testing.assert_array_equal(res.frac_r[4], iso.frac_r[:, 0])
+    np.testing.assert_array_equal(res.frac_q[4], iso.frac_q[:, 0])
+    # participation ratios: d for isotropic points, (sum s^2)^2 / sum s^4 for independent coefficients
+    s2 = pool.var(0, ddof=1)
+    assert res.effective_dim[4] == 16 and res.effective_dim[3] == pytest.approx(s2.sum() ** 2 / (s2 ** 2).sum())
+    ev = np.linalg.eigvalsh(np.cov(pool.T))
+    assert res.effective_dim[0] == pytest.approx(ev.sum() ** 2 / (ev ** 2).sum(), rel=1e-9)
+    assert 1 <= res.effective_dim[0] < res.effective_dim[3] <= 16  # correlations shrink the spread
+    assert res.std_range == pytest.approx((np.sqrt(s2).min(), np.sqrt(s2).max()))
+    assert res.at("raw", 60) == (res.frac_r[0, 1], res.frac_q[0, 1])
+
+
+def test_null_kl_chapter_claims():
+    res = denoising.null_kl()  # the chapter's: d = 100, N = 50, 200, 1000, 1000 fresh models (0.4 s)
+    fr = dict(zip(res.spaces, res.frac_r))
+    assert np.all(fr["isotropic"] == 0) and np.all(res.frac_q == 0)
+    assert fr["raw"][0] > 0.5 and fr["z-scored"][0] > 0.5 and fr["raw"][-1] > 0.05
+    assert np.all(fr["raw"] > fr["z-scored"]) and fr["diagonal"].max() < 0.05
+    assert fr["gaussian"][0] > 0.3 and np.all(fr["raw"][1:] > 3 * fr["gaussian"][1:])
+    assert res.effective_dim[0] < 20 and res.effective_dim[1] < 20
+
+
 # ------------------------------------------------------------------------ results and bad input
 def test_results_are_frozen_and_read_only():
     res = denoising.null_vs_dimension(dims=(1, 2), ns=(5,), n_fresh=20)
@@ -234,6 +276,11 @@ def test_results_are_frozen_and_read_only():
     (lambda: denoising.memorization_sweep(snapshots=()), ValueError, "snapshots"),
     (lambda: denoising.null_vs_dimension(ns=(1,)), ValueError, "ns"),
     (lambda: denoising.null_vs_dimension(seed=1.5), TypeError, "seed"),
+    (lambda: denoising.null_kl(ns=(2, 10)), ValueError, "ns"),
+    (lambda: denoising.null_kl(seed=3, fresh_seed=3), ValueError, "fresh_seed"),
+    (lambda: denoising.null_kl(grid=8, K=10), ValueError, "grid"),
+    (lambda: denoising.null_kl(ns=(20,), n_fresh=5, grid=16, K=4).at("whitened", 20), ValueError, "space"),
+    (lambda: denoising.null_kl(ns=(20,), n_fresh=5, grid=16, K=4).at("raw", 21), ValueError, "n"),
 ])
 def test_bad_input_names_the_parameter(call, err, name):
     with pytest.raises(err, match=name):

@@ -172,6 +172,39 @@ def test_error_curves_claims(errors):
     assert abs(errors.tv_slope - slope) < 1e-10 and errors.tv_slope > 1
 
 
+def test_small_sigma_rates_against_quadrature_and_closed_forms():
+    # y = 1: the measured weight errors approach c sigma^2, with c from the second-order expansion
+    pr = P.stylized_1d(y=1.0, n_grid=4001)
+    r = st.small_sigma_rates(pr)
+    e = st.linearization_errors(pr, [0.02, 0.01])
+    for key, c in (("weight_l1", r.rate), ("weight_l1_no_logdet", r.rate_no_logdet)):
+        rel = np.abs(getattr(e, key) / e.sigma ** 2 / c - 1)
+        assert rel[1] < rel[0] and rel[1] < 0.03, (key, rel)
+    assert 2.5 < r.rate_no_logdet / r.rate < 3.5  # the omission triples the weight error at every small sigma
+    # closed forms for the cubic: shift r F'' / 2 gamma^2; without the log-det also - F'^2 / 2 gamma^2
+    res = 1.0 - cubic_np(X5)
+    np.testing.assert_allclose(r.shift, res * 1.8 * X5 / 0.18, rtol=1e-12)
+    np.testing.assert_allclose(r.shift_no_logdet, (res * 1.8 * X5 - (1 + 0.9 * X5 ** 2) ** 2) / 0.18, rtol=1e-12)
+    w = np.exp(-res ** 2 / 0.18)
+    w /= w.sum()
+    np.testing.assert_allclose(r.lookup, w, rtol=1e-12)
+    assert abs(r.rate - (w * np.abs(r.shift - (w * r.shift).sum())).sum()) < 1e-12
+    # y = 0: the heavy pair +-0.4 is symmetric (same F'^2, same r F''), so there is no sigma^2 term
+    r0 = st.small_sigma_rates(P.stylized_1d())
+    assert max(r0.rate, r0.rate_no_logdet) < 1e-5 and r0.shift[1] == pytest.approx(r0.shift[2], rel=1e-12)
+    # a linear map: no curvature and one Jacobian, so both rates vanish (the corollary)
+    lin = P.Problem(lambda x: 1.7 * x - 0.4, torch.tensor(X5[:, None]), torch.tensor([0.3], dtype=D64), 0.3,
+                    torch.linspace(-6, 6, 101, dtype=D64))
+    rl = st.small_sigma_rates(lin)
+    assert rl.rate == 0.0 and rl.rate_no_logdet < 1e-12
+    # 2-D pentagon: Lap F = (0, 0.4) by hand, so the shift is 0.4 r_2 / 2 gamma^2
+    p2 = P.stylized_2d(n_grid=30)
+    res2 = (p2.y[None] - p2.forward(p2.x_train)).numpy()
+    np.testing.assert_allclose(st.small_sigma_rates(p2).shift, 0.4 * res2[:, 1] / 0.18, rtol=1e-10, atol=1e-12)
+    with pytest.raises(TypeError, match="problem"):
+        st.small_sigma_rates("not a problem")
+
+
 # ----------------------------------------------------------------------------- the lookup limit
 def test_lookup_limit_claims():
     res = st.lookup_limit(sigmas=(2.0, 1e-3, 0.1))  # sorted on return
@@ -192,6 +225,26 @@ def test_stylized_sweep_problem():
     assert float(ps.y[0]) == 0.0 and ps.gamma == 0.3 and ps.grid.numel() == 2001
     with pytest.raises(ValueError, match="n_train"):
         st.stylized_sweep(1)
+
+
+def test_stylized_sweep_pool_subsets():
+    """The paper's training sets: index subsets floor(k (P - 1) / (N - 1)) of a P-point pool."""
+    even, paper = st.stylized_sweep(10), st.stylized_sweep(10, pool=100)  # 9 divides 99: the same set
+    torch.testing.assert_close(paper.x_train, even.x_train, rtol=0, atol=1e-14)
+    idx = [(k * 99) // 19 for k in range(20)]  # exact integer arithmetic
+    assert idx[:7] == [0, 5, 10, 15, 20, 26, 31]  # uneven steps of 5 and 6
+    np.testing.assert_allclose(st.stylized_sweep(20, pool=100).x_train[:, 0].numpy(), -3 + 6 * np.array(idx) / 99,
+                               rtol=0, atol=1e-14)
+    assert float(st.stylized_sweep(3, pool=100).x_train[1, 0]) == pytest.approx(-3 + 6 * 49 / 99, abs=1e-14)
+    s = st.components_sweep(ns=(10, 20), sigmas=(0.01, 0.5), pool=100, n_grid=801)
+    e = st.components_sweep(ns=(10, 20), sigmas=(0.01, 0.5), n_grid=801)
+    assert s.pool == 100 and e.pool is None
+    np.testing.assert_allclose(s.exact[0], e.exact[0], rtol=1e-9)  # N = 10: the same set
+    assert 0 < abs(s.plateau[1] / e.plateau[1] - 1) < 0.01         # N = 20: slightly different
+    with pytest.raises(ValueError, match="pool"):
+        st.stylized_sweep(20, pool=10)
+    with pytest.raises(TypeError, match="pool"):
+        st.stylized_sweep(20, pool=50.0)
 
 
 def test_count_modes():

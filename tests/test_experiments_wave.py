@@ -168,6 +168,38 @@ def test_short_fwi_chapter_claims(fwi, chapter_problem):
     assert np.allclose(fwi.v_true, np.sqrt(1 / m_true)) and np.all(fwi.v_start == 2.0)
 
 
+def test_short_fwi_misfit_against_its_chi_square_distribution(fwi, chapter_problem):
+    solver, m_true, acq = chapter_problem
+    # misfit_true is the noise alone: recomputed from the forward map at the true model
+    phi_true = sum(np.sum(np.abs(solver.forward(m_true, f, acq) - d) ** 2) / s ** 2
+                   for f, d, s in zip(fwi.freqs, fwi.d_obs, fwi.sigma_d))
+    assert fwi.misfit_true == pytest.approx(phi_true, rel=1e-9)
+    fit, true = W.misfit_test(fwi.misfit, fwi.expected), W.misfit_test(fwi.misfit_true, fwi.expected)
+    # the chapter's reading: the truth's misfit is ordinary noise, the inverted model's is not
+    assert true.p_value > 0.05 and abs(true.z) < 2
+    assert fit.p_value < 0.01 and fit.z > 2.5 and fwi.misfit > fwi.misfit_true  # the truth fits better
+
+
+def test_misfit_test_against_scipy_chi2_and_simulated_noise():
+    from scipy import stats
+    for phi, n in ((671.0, 600), (609.9, 600), (3.0, 2), (0.0, 5), (150.0, 100)):
+        t = W.misfit_test(phi, n)
+        assert (t.dof, t.mean) == (2 * n, n) and t.std == pytest.approx(math.sqrt(n), rel=1e-15)
+        # 2 * misfit is chi-square with 2n degrees of freedom: mean and variance of the scipy law
+        assert 2 * t.mean == pytest.approx(stats.chi2.mean(2 * n))
+        assert 4 * t.std ** 2 == pytest.approx(stats.chi2.var(2 * n))
+        assert t.p_value == pytest.approx(stats.chi2.sf(2 * phi, 2 * n), rel=1e-10, abs=1e-300)
+        assert t.z == pytest.approx((phi - n) / math.sqrt(n), rel=1e-14)
+    # simulated circular complex noise with E|e|^2 = sigma^2: the misfit's mean, spread and p-values
+    rng = np.random.default_rng(0)
+    n, sig = 50, 0.3
+    e = sig / math.sqrt(2) * (rng.standard_normal((4000, n)) + 1j * rng.standard_normal((4000, n)))
+    phis = np.sum(np.abs(e) ** 2, axis=1) / sig ** 2
+    assert abs(phis.mean() - n) < 4 * math.sqrt(n / 4000) and abs(phis.std() / math.sqrt(n) - 1) < 0.05
+    p = np.array([W.misfit_test(v, n).p_value for v in phis])
+    assert abs(np.mean(p < 0.05) - 0.05) < 0.015 and abs(np.mean(p < 0.5) - 0.5) < 0.03  # uniform p-values
+
+
 def test_short_fwi_reproducible_from_the_seed():
     kw = dict(n=16, dx=0.1, npml=5, n_src=2, n_rec=8, freqs=(1.0, 1.5), maxiter=2)
     a, b, c = W.short_fwi(**kw), W.short_fwi(**kw), W.short_fwi(seed=3, **kw)
@@ -217,6 +249,9 @@ def test_chapter_sliders_fit_the_figure_budget(chapter_problem):
     (W.short_fwi, dict(v_bounds=(1.4,)), ValueError, "v_bounds"),
     (W.short_fwi, dict(seed="a"), TypeError, "seed"),
     (W.short_fwi, dict(n_rec=0), ValueError, "n_rec"),
+    (W.misfit_test, dict(misfit=-1.0, n_data=10), ValueError, "misfit"),
+    (W.misfit_test, dict(misfit=10.0, n_data=0), ValueError, "n_data"),
+    (W.misfit_test, dict(misfit="a", n_data=10), TypeError, "misfit"),
 ])
 def test_bad_input(fn, kw, exc, match):
     with pytest.raises(exc, match=match):

@@ -4,7 +4,8 @@ JupyterLab is started on a free local port over a temporary copy of one chapter 
 and the book's notebooks are stored without outputs). Headless chromium opens it, runs all cells, and the
 test checks the rendered notebook: plotly figures drawn, math typeset, exercise and proposition boxes
 rendered, numbers in the prose evaluated, and no raw MyST (``{glue:``, ``{eval}``, fenced directives) on
-screen. A screenshot is saved to ``_build/jupyterlab_<chapter>.png``.
+screen. Two screenshots (the top of the notebook, its first figure) are saved to
+``_build/jupyterlab_<chapter>_{top,figure}.png``.
 """
 from __future__ import annotations
 
@@ -130,10 +131,11 @@ def test_chapter_in_jupyterlab_renders_figures_math_and_exercises(lab):
         assert "Proposition" in text and "Proof" in text
         for raw in ("{glue:", "{eval}", "```{", "{prf:", "{numref}", "{doc}", "{cite}"):
             assert raw not in text, f"raw MyST {raw!r} is on screen"
-        d.execute_script("document.querySelector('.jp-WindowedPanel-outer, .jp-Notebook').scrollTop = 0")
-        time.sleep(1)
-        out = ROOT / "_build" / f"jupyterlab_{Path(CHAPTER).stem}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        d.save_screenshot(str(out))
+        out = ROOT / "_build"
+        out.mkdir(parents=True, exist_ok=True)
+        for name, selector in (("top", ".jp-Notebook .jp-Cell"), ("figure", ".jp-Notebook .js-plotly-plot")):
+            d.execute_script(f"document.querySelector('{selector}').scrollIntoView({{block: 'start'}})")
+            time.sleep(1)
+            d.save_screenshot(str(out / f"jupyterlab_{Path(CHAPTER).stem}_{name}.png"))
     finally:
         d.quit()

@@ -38,7 +38,7 @@ from pathlib import Path
 import nbformat
 
 __all__ = ["PLOTLY_MIME", "LIMITS", "Labels", "execute", "fill_evals", "figure_outputs", "code_lines",
-           "collect_labels", "read_bibliography", "to_plain", "raw_markup", "check_chapter", "same_text", "write_edition",
+           "collect_labels", "read_bibliography", "to_plain", "raw_markup", "check_chapter", "same_text", "write_edition", "write_command",
            "chapters", "main"]
 
 #: The mimetype of a plotly figure output.
@@ -637,13 +637,18 @@ def main(argv=None) -> int:
         return 1 if bad else 0
     if not args.outdir:
         parser.error("give OUTDIR, or --check CHAPTER")
+    return write_command(args.outdir, args.source, quiet=args.quiet)
+
+
+def write_command(outdir, source=None, *, quiet: bool = False, student: bool = False) -> int:
+    """The command line's write step (:func:`write_edition`): exit code 0, or 2 with a one-line error."""
     try:
-        written = write_edition(args.outdir, args.source, verbose=not args.quiet)
+        written = write_edition(outdir, source, student=student, verbose=not quiet)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.quiet:
-        print(f"wrote {len(written)} notebook(s) to {Path(args.outdir).resolve()}")
+    if not quiet:
+        print(f"wrote {len(written)} notebook(s) to {Path(outdir).resolve()}")
     return 0
 
 

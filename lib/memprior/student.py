@@ -44,7 +44,7 @@ from pathlib import Path
 import nbformat
 
 __all__ = ["SOLUTION_TAG", "ANSWER", "EXPLAIN", "strip_solutions", "solution_dependencies", "write_student_set",
-           "default_source", "answer_cells", "main"]
+           "answer_cells", "main"]
 
 #: Cell tag that marks solution cells.
 SOLUTION_TAG = "solution"
@@ -301,14 +301,9 @@ def main(argv=None) -> int:
                         help="folder with the chapter notebooks (default: ./book)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
-    try:
-        written = write_student_set(args.outdir, args.source, verbose=not args.quiet)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(f"wrote {len(written)} notebook(s) to {Path(args.outdir).resolve()}")
-    return 0
+    from .edition import write_command
+
+    return write_command(args.outdir, args.source, quiet=args.quiet, student=True)
 
 
 if __name__ == "__main__":

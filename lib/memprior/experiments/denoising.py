@@ -17,7 +17,9 @@ Unless a ``schedule`` is passed, everything uses the paper's: 200 steps, ``beta`
 * :func:`mlp_gap`: a small trained network against the closed form, step by step.
 * :func:`memorization_sweep`: fraction of the trained networks' samples flagged as memorized, against the
   training length and the training-set size, with the null of fresh draws.
-* :func:`null_vs_dimension`: the null of both memorization rules against the dimension.
+* :func:`null_vs_dimension`: the null of both memorization rules against the dimension (isotropic Gaussians).
+* :func:`null_kl`: the same null for the paper's random-field prior in d = 100 KL coefficients, raw and
+  z-scored, against Gaussians of the same dimension.
 
 Random results take ``seed`` (sampler and Monte Carlo draws) and, where a training set is drawn, ``data_seed``;
 the defaults are the chapter's. The trained networks are cached on disk by
@@ -34,11 +36,13 @@ from scipy import stats
 
 from .. import metrics
 from ..diffusion import MemorizedDenoiser, Schedule, commitment_step, ddim_sample, denoising_loss, train_denoiser
+from ..fwi import random_field_models, zscore
+from ..velocity import KLBasis
 from .._checks import check_int, check_positive
 
 __all__ = ["paper_schedule", "Optimality", "optimality_check", "Landing", "landing_2d", "Frequencies",
            "frequency_test", "Commitment", "commitment_sweep", "MLPGap", "mlp_gap", "MemorizationSweep",
-           "memorization_sweep", "NullVsDimension", "null_vs_dimension"]
+           "memorization_sweep", "NullVsDimension", "null_vs_dimension", "NullKL", "null_kl"]
 
 #: The trained networks' settings (the chapter's): width, residual layers, minibatch, learning rate.
 MLP_SETTINGS = dict(batch_size=64, hidden=64, depth=3, lr=3e-3)
@@ -672,11 +676,142 @@ def null_vs_dimension(*, dims=(1, 2, 4, 8, 16, 32, 64, 100), ns=(50, 1000), n_fr
     fr, fq = np.zeros((len(ns), len(dims))), np.zeros((len(ns), len(dims)))
     for i, n in enumerate(ns):
         for j, d in enumerate(dims):
-            g = _gen(seed + 1000 * n + d)
-            x = torch.randn(n, d, generator=g, dtype=torch.float64)
-            fz = torch.randn(n_fresh, d, generator=g, dtype=torch.float64)
-            fr[i, j] = metrics.memorized_fraction(metrics.null_baseline(fz, x), THRESHOLDS[0])[0]
-            fq[i, j] = metrics.memorized_fraction(metrics.null_baseline(fz, x, metric="d1_d2"), THRESHOLDS[1])[0]
+            fr[i, j], fq[i, j] = _flagged(*_isotropic_draws(n, d, n_fresh, seed))
     out = NullVsDimension(dims=np.array(dims), ns=np.array(ns), frac_r=fr, frac_q=fq, n_fresh=n_fresh)
     _readonly(out.dims, out.ns, out.frac_r, out.frac_q)
+    return out
+
+
+def _isotropic_draws(n: int, d: int, n_fresh: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(fresh [n_fresh, d], train [n, d])`` standard Gaussian draws of one generator seeded ``seed + 1000 n + d``
+    (training points first)."""
+    g = _gen(seed + 1000 * n + d)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return torch.randn(n_fresh, d, generator=g, dtype=torch.float64), x
+
+
+def _flagged(fresh: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:
+    """Fractions of ``fresh`` flagged by ``r < 0.7`` and by ``d1/d2 < 1/3`` against ``train``."""
+    return (metrics.memorized_fraction(metrics.null_baseline(fresh, train), THRESHOLDS[0])[0],
+            metrics.memorized_fraction(metrics.null_baseline(fresh, train, metric="d1_d2"), THRESHOLDS[1])[0])
+
+
+# ------------------------------------------------------------------------------- null in KL space
+@dataclass(frozen=True)
+class NullKL:
+    """The null of both memorization rules for the paper's random-field prior in KL coefficients (:func:`null_kl`).
+
+    Attributes
+    ----------
+    spaces : tuple of str
+        The rows: ``"raw"``, fresh random-field models against training models in raw KL coefficients (where
+        the paper measures distances); ``"z-scored"``, the same after z-scoring every coefficient with the
+        training set's mean and standard deviation; ``"gaussian"``, Gaussian coefficients with the raw
+        coefficients' mean and covariance (their correlations without the rest of their shape);
+        ``"diagonal"``, independent Gaussian coefficients with the raw coefficients' variances (their spread
+        without their correlations); ``"isotropic"``, standard Gaussian points (the draws of
+        :func:`null_vs_dimension` in the same dimension).
+    ns : ndarray [M], int
+        Training-set sizes; the sets are nested (the first N models of one pool, as in chapter 7).
+    d : int
+        Number of KL coefficients.
+    frac_r, frac_q : ndarray [5, M]
+        Fraction of the fresh draws flagged by ``r < 0.7`` and by ``d1/d2 < 1/3``.
+    effective_dim : ndarray [5]
+        Participation ratio ``(sum l)^2 / sum l^2`` of the eigenvalues ``l`` of each row's covariance (estimated
+        from the largest training set; ``d`` for ``"isotropic"``): the number of directions the cloud really
+        spreads in.
+    std_range : tuple of float
+        Smallest and largest standard deviation of a raw coefficient over the largest training set.
+    n_fresh, grid : int
+        Fresh draws per setting; grid points per side of the random fields.
+    """
+
+    spaces: tuple
+    ns: np.ndarray
+    d: int
+    frac_r: np.ndarray
+    frac_q: np.ndarray
+    effective_dim: np.ndarray
+    std_range: tuple
+    n_fresh: int
+    grid: int
+
+    def at(self, space: str, n: int) -> tuple[float, float]:
+        """``(frac_r, frac_q)`` in row ``space`` for ``N = n``."""
+        if space not in self.spaces:
+            raise ValueError(f"space: must be one of {list(self.spaces)}, got {space!r}")
+        if n not in self.ns:
+            raise ValueError(f"n: must be one of the training-set sizes {self.ns.tolist()}, got {n!r}")
+        i, j = self.spaces.index(space), list(self.ns).index(n)
+        return float(self.frac_r[i, j]), float(self.frac_q[i, j])
+
+
+def _participation(cov: torch.Tensor) -> float:
+    ev = torch.linalg.eigvalsh(cov).clamp(min=0)
+    return float(ev.sum() ** 2 / (ev ** 2).sum())
+
+
+def null_kl(*, ns=(50, 200, 1000), n_fresh: int = 1000, grid: int = 32, K: int = 10, seed: int = 0,
+            fresh_seed: int = 10_000) -> NullKL:
+    """Fraction of fresh draws flagged by each rule, for the paper's prior in ``d = K^2`` KL coefficients.
+
+    The training sets are the first ``N`` of ``max(ns)`` random-field models
+    (:func:`memprior.fwi.random_field_models`, seed ``seed``) on a ``grid x grid`` grid with the paper's
+    basis; the fresh draws are ``n_fresh`` further models (seed ``fresh_seed``). The defaults are chapter 7's
+    (32^2 grid, K = 10, pool seed 0, fresh seed 10000). The mean, covariance and variances of the Gaussian
+    rows are those of the largest training set; for each ``N`` the ``"gaussian"`` and ``"diagonal"`` rows draw
+    from generators seeded ``seed + 1000 N + d + 2`` and ``+ 1``; the ``"isotropic"`` row is
+    :func:`null_vs_dimension`'s.
+
+    Parameters
+    ----------
+    ns : sequence of int
+        Training-set sizes, increasing, >= 3 (z-scoring needs a spread).
+    n_fresh : int
+        >= 1.
+    grid : int
+        Grid points per side, >= K + 1.
+    K : int
+        Modes per direction, >= 1 (``d = K^2``).
+    seed, fresh_seed : int
+        Seeds of the training pool and of the fresh models; they must differ.
+
+    Returns
+    -------
+    NullKL
+    """
+    ns = _ints("ns", ns, low=3)
+    n_fresh = check_int("n_fresh", n_fresh, low=1)
+    K = check_int("K", K, low=1)
+    grid = check_int("grid", grid, low=K + 1)
+    seed, fresh_seed = check_int("seed", seed, low=0), check_int("fresh_seed", fresh_seed, low=0)
+    if seed == fresh_seed:
+        raise ValueError(f"fresh_seed: must differ from the training pool's seed {seed}")
+    basis = KLBasis(grid, grid, K=K)
+    d = basis.d
+    pool = random_field_models(basis, ns[-1], seed)[0]
+    fresh = random_field_models(basis, n_fresh, fresh_seed)[0]
+    cov, sd = torch.cov(pool.T), pool.std(0)
+    chol = torch.linalg.cholesky(cov)
+
+    def gaussian(n, shift, factor):  # [n_fresh, d] fresh and [n, d] training draws of pool.mean + factor @ eps
+        g = _gen(seed + 1000 * n + d + shift)
+        x = torch.randn(n, d, generator=g, dtype=torch.float64) @ factor.T
+        return pool.mean(0) + torch.randn(n_fresh, d, generator=g, dtype=torch.float64) @ factor.T, pool.mean(0) + x
+
+    spaces = ("raw", "z-scored", "gaussian", "diagonal", "isotropic")
+    fr, fq = np.zeros((len(spaces), len(ns))), np.zeros((len(spaces), len(ns)))
+    for j, n in enumerate(ns):
+        z = pool[:n]
+        u, mu, s = zscore(z)
+        rows = ((fresh, z), ((fresh - mu) / s, u), gaussian(n, 2, chol), gaussian(n, 1, torch.diag(sd)),
+                _isotropic_draws(n, d, n_fresh, seed))
+        for i, (f, x) in enumerate(rows):
+            fr[i, j], fq[i, j] = _flagged(f, x)
+    eff = np.array([_participation(cov), _participation(torch.corrcoef(pool.T)), _participation(cov),
+                    _participation(torch.diag(sd ** 2)), float(d)])
+    out = NullKL(spaces=spaces, ns=np.array(ns), d=d, frac_r=fr, frac_q=fq, effective_dim=eff,
+                 std_range=(float(sd.min()), float(sd.max())), n_fresh=n_fresh, grid=grid)
+    _readonly(out.ns, out.frac_r, out.frac_q, out.effective_dim)
     return out

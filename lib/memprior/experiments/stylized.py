@@ -15,12 +15,15 @@ Functions
     The missing log-determinant's effect, and numerical checks of the corollary and the lemma.
 :func:`linearization_errors`, :func:`error_curves`
     Distance of both linearized mixtures to the exact posterior over sigma.
+:func:`small_sigma_rates`
+    The sigma^2 laws of both linearized weights' errors as sigma -> 0 (a second-order expansion).
 :func:`lookup_limit`
     Exact weights against sigma and their gap to the lookup weights.
 :func:`panel_2d`, :func:`pentagon`
     The 2-D pentagon on a display grid.
 :func:`stylized_sweep`, :func:`effective_components_curve`, :func:`components_sweep`
-    exp(H) and mode counts over sigma for evenly spaced training sets, with ``sigma_crit``.
+    exp(H) and mode counts over sigma for evenly spaced training sets (or the paper's index subsets of a
+    100-point pool), with ``sigma_crit``.
 :func:`count_modes`, :func:`plateau_estimate`, :func:`plateau`
     Mode counting, and the continuum prediction of the small-sigma plateau of exp(H).
 """
@@ -39,7 +42,8 @@ from ..mixture import GaussianMixturePrior
 __all__ = [
     "Panel1D", "Panels1D", "panel_1d", "panels_over_sigma", "panels_over_datum",
     "LogdetFactor", "logdet_factor", "LinearizationIdentities", "linearization_identities",
-    "LinearizationErrors", "linearization_errors", "ErrorCurves", "error_curves",
+    "LinearizationErrors", "linearization_errors", "ErrorCurves", "error_curves", "SmallSigmaRates",
+    "small_sigma_rates",
     "LookupLimit", "lookup_limit",
     "Panel2D", "Pentagon", "panel_2d", "pentagon",
     "stylized_sweep", "ComponentsCurve", "effective_components_curve", "ComponentsSweep", "components_sweep",
@@ -474,6 +478,75 @@ def error_curves(*, sigmas_1d=tuple(np.geomspace(0.02, 1.0, 14)), sigmas_2d=tupl
     return ErrorCurves(cubic=cubic, pentagon=pent, tv_slope=slope)
 
 
+@dataclass(frozen=True)
+class SmallSigmaRates:
+    """How the linearized weights' errors vanish as sigma -> 0 (see :func:`small_sigma_rates`).
+
+    With ``f_n = -|y - F(x_n)|^2 / 2 gamma^2`` the exact log-evidence is
+    ``log Z_n = const + f_n + sigma^2 / 2 (|J_n^T r_n|^2 / gamma^4 - |J_n|_F^2 / gamma^2 + r_n . Lap F(x_n) / gamma^2)
+    + O(sigma^4)``. The linearized log-weight with the log-determinant misses only the last (curvature)
+    term; without it, it also misses ``-|J_n|_F^2 / gamma^2``.
+
+    Attributes
+    ----------
+    x_train : ndarray [N, d]
+    lookup : ndarray [N]
+        Lookup weights (the sigma -> 0 limit of every weighting).
+    shift, shift_no_logdet : ndarray [N]
+        ``(log Z_n - log Z_n^lin) / sigma^2`` as sigma -> 0, up to a constant common to all n:
+        ``r_n . Lap F(x_n) / 2 gamma^2`` and ``(r_n . Lap F(x_n) - |J_n|_F^2) / 2 gamma^2``.
+    rate, rate_no_logdet : float
+        ``c`` in ``sum_n |w_n^lin - w_n| = c sigma^2 + o(sigma^2)``: ``sum_n w_n |a_n - sum_m w_m a_m|`` with
+        ``w`` the lookup weights and ``a`` the shift.
+    y : ndarray [m]
+    gamma : float
+    """
+
+    x_train: np.ndarray
+    lookup: np.ndarray
+    shift: np.ndarray
+    shift_no_logdet: np.ndarray
+    rate: float
+    rate_no_logdet: float
+    y: np.ndarray
+    gamma: float
+
+
+def small_sigma_rates(problem: posterior.Problem) -> SmallSigmaRates:
+    """Leading-order (sigma^2) weight errors of both linearized mixtures, from a second-order expansion.
+
+    ``Z_n = E[p(y | x_n + sigma eps)]`` and ``E[exp g(x + sigma eps)] = exp g(x) (1 + sigma^2/2 (Lap g + |grad g|^2))
+    + O(sigma^4)`` give the exact log-evidence to order sigma^2 (see :class:`SmallSigmaRates`). The Jacobians
+    come from :func:`memprior.posterior.jacobians`, the Laplacians ``Lap F_k`` from autograd Hessians.
+
+    Parameters
+    ----------
+    problem : memprior.posterior.Problem
+        Any dimension; its forward map must be twice differentiable by autograd.
+
+    Returns
+    -------
+    SmallSigmaRates
+    """
+    if not isinstance(problem, posterior.Problem):
+        raise TypeError(f"problem: expected a memprior.posterior.Problem, got {type(problem).__name__}")
+    F, x, y = problem.args()
+    gamma = float(problem.gamma)
+    r = y[None] - F(x)                                                    # [N, m]
+    J = posterior.jacobians(F, x, r.shape[1])                             # [N, m, d]
+    curv = torch.stack([torch.autograd.functional.hessian(lambda v, rn=rn: (rn * F(v[None])[0]).sum(), xn).trace()
+                        for xn, rn in zip(x, r)])                         # r_n . Lap F(x_n), [N]
+    a = curv / (2 * gamma ** 2)
+    a0 = (curv - (J ** 2).sum((1, 2))) / (2 * gamma ** 2)
+    w = posterior.lookup_weights(F, x, y, gamma)
+
+    def rate(shift):
+        return float((w * (shift - (w * shift).sum()).abs()).sum())
+
+    return SmallSigmaRates(x_train=_np(x), lookup=_np(w), shift=_np(a), shift_no_logdet=_np(a0), rate=rate(a),
+                           rate_no_logdet=rate(a0), y=_np(y), gamma=gamma)
+
+
 # ----------------------------------------------------------------------------- the lookup limit
 @dataclass(frozen=True)
 class LookupLimit:
@@ -672,25 +745,36 @@ def pentagon(sigmas=(0.8, 0.5, 0.3, 0.15), *, gamma: float = 0.3, n_grid: int = 
 
 
 # ----------------------------------------------------------------------------- effective components
-def stylized_sweep(n_train: int, gamma: float = 0.3, n_grid: int = 2001) -> posterior.Problem:
-    """The effective-components problem: N points evenly spaced on [-3, 3], the cubic map, y = 0.
+def stylized_sweep(n_train: int, gamma: float = 0.3, n_grid: int = 2001, *, pool: int | None = None
+                   ) -> posterior.Problem:
+    """The effective-components problem: N points on [-3, 3], the cubic map, y = 0.
 
     Parameters
     ----------
     n_train : int
-        N in [2, 100000]: the training set is ``linspace(-3, 3, N)``.
+        N in [2, 100000].
     gamma : float
         Noise standard deviation, > 0.
     n_grid : int
         Grid nodes on [-3.5, 3.5], >= 3.
+    pool : int, optional
+        None (default): the training set is ``linspace(-3, 3, N)``, evenly spaced. An integer P >= N: the
+        paper's construction, the points of a P-point pool ``linspace(-3, 3, P)`` at the indices
+        ``linspace(0, P - 1, N)`` computed in float32 and truncated to integers, as the paper's code does
+        (``torch.linspace(0, P - 1, N).long()``). The two coincide when ``N - 1`` divides ``P - 1``.
 
     Returns
     -------
     memprior.posterior.Problem
     """
     n_train = check_int("n_train", n_train, low=2, high=100_000)
-    x = torch.linspace(-3.0, 3.0, n_train, dtype=_D64)[:, None]
-    return posterior.stylized_1d(0.0, gamma, n_grid, x_train=x)
+    if pool is None:
+        x = torch.linspace(-3.0, 3.0, n_train, dtype=_D64)
+    else:
+        pool = check_int("pool", pool, low=n_train, high=100_000)
+        idx = torch.linspace(0, pool - 1, n_train, dtype=torch.float32).long()
+        x = torch.linspace(-3.0, 3.0, pool, dtype=_D64)[idx]
+    return posterior.stylized_1d(0.0, gamma, n_grid, x_train=x[:, None])
 
 
 def count_modes(density, rel_height: float = 1e-3) -> int:
@@ -799,6 +883,9 @@ class ComponentsSweep:
         exp(H) of the exact weights at the smallest sigma (``exact[:, 0]``).
     crit_ratio : ndarray [K, 2]
         exp(H) of the exact weights at ``sigma_crit`` and at ``3 sigma_crit``, divided by the plateau.
+    pool : int or None
+        None for evenly spaced training sets, else the size of the pool they are index subsets of
+        (:func:`stylized_sweep`).
     """
 
     ns: np.ndarray
@@ -811,6 +898,7 @@ class ComponentsSweep:
     sigma_crit: np.ndarray
     plateau: np.ndarray
     crit_ratio: np.ndarray
+    pool: int | None = None
 
     def curve(self, n: int) -> ComponentsCurve:
         """The :class:`ComponentsCurve` of training-set size ``n`` (one of ``ns``)."""
@@ -828,8 +916,11 @@ class ComponentsSweep:
 
 
 def components_sweep(*, ns=(3, 5, 10, 20, 100), sigmas=tuple(np.geomspace(0.01, 5.0, 36)), gamma: float = 0.3,
-                     n_grid: int = 2001) -> ComponentsSweep:
-    """The paper's effective-components sweep: exp(H) over sigma for N evenly spaced points on [-3, 3], y = 0.
+                     n_grid: int = 2001, pool: int | None = None) -> ComponentsSweep:
+    """The paper's effective-components sweep: exp(H) over sigma for N points on [-3, 3], y = 0.
+
+    The training sets are evenly spaced (``pool=None``) or, as in the paper's code, index subsets of a
+    ``pool``-point evenly spaced pool (:func:`stylized_sweep`).
 
     Parameters
     ----------
@@ -841,6 +932,8 @@ def components_sweep(*, ns=(3, 5, 10, 20, 100), sigmas=tuple(np.geomspace(0.01, 
         > 0.
     n_grid : int
         Grid nodes on [-3.5, 3.5], >= 3.
+    pool : int, optional
+        Pool size (>= max(ns)) of the paper's index subsets; None for evenly spaced sets.
 
     Returns
     -------
@@ -852,7 +945,7 @@ def components_sweep(*, ns=(3, 5, 10, 20, 100), sigmas=tuple(np.geomspace(0.01, 
     sig = _sigmas("sigmas", sigmas)
     curves, crit, ratio = [], [], []
     for n in ns:
-        pr = stylized_sweep(n, gamma=gamma, n_grid=n_grid)
+        pr = stylized_sweep(n, gamma=gamma, n_grid=n_grid, pool=pool)
         c = effective_components_curve(pr, sig)
         sc = posterior.sigma_crit(pr.forward, pr.x_train, pr.gamma)
         at = [posterior.effective_components(posterior.component_weights(*pr.args(), s, pr.gamma, pr.grid))
@@ -866,6 +959,7 @@ def components_sweep(*, ns=(3, 5, 10, 20, 100), sigmas=tuple(np.geomspace(0.01, 
         linearized_no_logdet=np.stack([c.linearized_no_logdet for c in curves]),
         modes=np.stack([c.modes for c in curves]), lookup=np.array([c.lookup for c in curves]),
         sigma_crit=np.asarray(crit), plateau=np.array([c.exact[0] for c in curves]), crit_ratio=np.stack(ratio),
+        pool=pool,
     )
 
 

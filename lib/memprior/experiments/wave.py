@@ -20,6 +20,7 @@ verification           error against the analytic Green's function over points p
 gradient_check         adjoint-state gradient against central finite differences on pixels
 sensitivity_kernels    real part of one datum's Jacobian row at several frequencies
 short_fwi              frequency-continuation L-BFGS-B from a homogeneous start
+misfit_test            where a misfit falls in its chi-square distribution under the noise model
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse.linalg as spla
 from scipy.optimize import minimize
+from scipy.special import gammaincc
 
 from .. import velocity
 from .._checks import check_int, check_nonneg, check_positive
@@ -37,7 +39,8 @@ from ..wave import Acquisition, Helmholtz2D, greens_function_error
 
 __all__ = [
     "SolverProperties", "solver_properties", "Verification", "verification", "GradientCheck",
-    "gradient_check", "Kernels", "sensitivity_kernels", "FWIResult", "short_fwi", "CHAPTER_PIXELS",
+    "gradient_check", "Kernels", "sensitivity_kernels", "FWIResult", "short_fwi", "MisfitTest", "misfit_test",
+    "CHAPTER_PIXELS",
 ]
 
 #: The pixels of the chapter's finite-difference check on the 64² grid: the four corners, two edges
@@ -452,8 +455,11 @@ class FWIResult:
         ``history[stage_end[k - 1]:stage_end[k]]`` are the evaluations of stage k.
     misfit : float
         Final misfit of the last stage (all frequencies).
+    misfit_true : float
+        Misfit of the true model against the same noisy data, ``Σ|e|²/σ_d²`` (the noise alone).
     expected : int
-        ``E Σ|e|²/σ_d²`` at the true model: the number of complex data, ``s · n_src · n_rec``.
+        ``E Σ|e|²/σ_d²`` at the true model: the number of complex data, ``s · n_src · n_rec``
+        (:func:`misfit_test` gives the whole distribution).
     rel_error : float
         ``‖m_inv − m_true‖ / ‖m_true − m_start‖`` (1 at the start).
     v_min : float
@@ -473,6 +479,7 @@ class FWIResult:
     history: np.ndarray
     stage_end: np.ndarray
     misfit: float
+    misfit_true: float
     expected: int
     rel_error: float
     v_min: float
@@ -529,7 +536,9 @@ def short_fwi(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: int = 5
     if not vlo < v_start < vhi:
         raise ValueError(f"v_bounds: need low < v_start < high, got {v_bounds!r} with v_start = {v_start}")
     rng = np.random.default_rng(_seed(seed))
-    obs, sig = zip(*[_noisy(solver.forward(m_true, f, acq), noise, rng) for f in fs])
+    clean = [solver.forward(m_true, f, acq) for f in fs]
+    obs, sig = zip(*[_noisy(d, noise, rng) for d in clean])
+    misfit_true = float(sum(np.sum(np.abs(d - c) ** 2) / s ** 2 for d, c, s in zip(obs, clean, sig)))
     m_start = 1.0 / v_start ** 2
     history: list[float] = []
 
@@ -558,6 +567,65 @@ def short_fwi(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: int = 5
     return FWIResult(
         freqs=fs, d_obs=np.stack(obs), sigma_d=np.asarray(sig), v_true=v_true, v_start=1 / np.sqrt(m0),
         v_inv=v_inv, history=np.asarray(history), stage_end=np.asarray(stage_end),
-        misfit=float(res.fun), expected=int(len(fs) * n_src * n_rec),
+        misfit=float(res.fun), misfit_true=misfit_true, expected=int(len(fs) * n_src * n_rec),
         rel_error=float(np.linalg.norm(m_inv - m_true) / np.linalg.norm(m_true - m0)),
         v_min=float(v_inv.min()), nfev=len(history), seconds=seconds)
+
+
+# ------------------------------------------------------------------------ the misfit's distribution
+@dataclass(frozen=True)
+class MisfitTest:
+    """Where a misfit ``Φ = Σ|r|²/σ_d²`` falls in its distribution under the noise model (see :func:`misfit_test`).
+
+    At the true model ``r = e``, circular complex Gaussian noise with ``E|e|² = σ_d²``: each ``|e_k|²/σ_d²``
+    is exponential with mean 1 (a χ² with 2 degrees of freedom, halved), so ``2Φ ~ χ²`` with ``2n`` degrees of
+    freedom for ``n`` complex data, and ``Φ`` has mean ``n`` and standard deviation ``√n``.
+
+    Attributes
+    ----------
+    misfit : float
+        The misfit tested (dimensionless).
+    n_data : int
+        Complex data ``n``.
+    dof : int
+        Degrees of freedom of ``2Φ``: ``2n`` (a real and an imaginary part per datum).
+    mean, std : float
+        Mean ``n`` and standard deviation ``√n`` of ``Φ`` at the true model.
+    z : float
+        ``(misfit − n) / √n``.
+    p_value : float
+        Upper tail ``P(Φ ≥ misfit)`` under the noise model, in [0, 1]: small when the misfit is too large
+        to be noise alone.
+    """
+
+    misfit: float
+    n_data: int
+    dof: int
+    mean: float
+    std: float
+    z: float
+    p_value: float
+
+
+def misfit_test(misfit: float, n_data: int) -> MisfitTest:
+    """Compare a misfit ``Σ|r|²/σ_d²`` of ``n_data`` complex data with its distribution at the true model.
+
+    ``Φ`` is a sum of ``n`` independent unit exponentials, i.e. Gamma(``n``, 1), so the upper tail is the
+    regularized incomplete gamma function ``Q(n, Φ)`` (equal to the χ² survival function of ``2Φ`` with
+    ``2n`` degrees of freedom).
+
+    Parameters
+    ----------
+    misfit : float
+        ``Σ|r|²/σ_d²`` (no factor ½), >= 0.
+    n_data : int
+        Number of complex data, >= 1.
+
+    Returns
+    -------
+    MisfitTest
+    """
+    misfit = check_nonneg("misfit", misfit)
+    n = check_int("n_data", n_data, low=1)
+    return MisfitTest(misfit=misfit, n_data=n, dof=2 * n, mean=float(n), std=math.sqrt(n),
+                      z=(misfit - n) / math.sqrt(n), p_value=float(gammaincc(n, misfit)))
