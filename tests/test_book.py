@@ -220,3 +220,101 @@ def test_page_shows_the_figures_the_notebook_shows(built_book, chapter):
     for f in plotly_figures:
         assert re.search(r'class="caption-number">Fig\. \d', f), f"{chapter}: a figure without a number"
         assert 'aria-label="Interactive figure' not in f, f"{chapter}: a figure without its alt text"
+
+
+# --------------------------------------------------------------------------- launch, download, small screens, print
+
+@pytest.mark.parametrize("chapter", _chapters())
+def test_chapter_offers_its_notebook_live_code_binder_and_colab(built_book, chapter):
+    """Each chapter page links its .ipynb for download, and launches Binder, Colab and live code (Thebe) for the
+    repository named in _config.yml (the one place that names it)."""
+    import re
+
+    html = (built_book / (chapter + ".html")).read_text()
+    name = Path(chapter).name
+    downloads = re.findall(r'<a href="([^"]*_sources/[^"]+\.ipynb)"[^>]*\s+class="[^"]*btn-download-source', html)
+    assert downloads, f"{chapter}: no .ipynb download link"
+    target = (built_book / chapter).parent / downloads[0]
+    assert target.is_file() and target.name == name + ".ipynb", f"{chapter}: {downloads[0]} is not the notebook"
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    owner_repo = repo.split("github.com/", 1)[1]
+    assert f"https://mybinder.org/v2/gh/{owner_repo}/" in html, f"{chapter}: no Binder launch for {owner_repo}"
+    assert f"colab.research.google.com/github/{owner_repo}/blob/main/edition/{name}.ipynb" in html
+    assert "initThebeSBT()" in html and "launch-thebe" in html, f"{chapter}: no Live Code (Thebe) button"
+    assert f'repo: "{owner_repo}"' in html, f"{chapter}: Thebe's Binder does not name {owner_repo}"
+
+
+_SMALL_SCREEN_JS = """
+const ov = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+const out = [];
+document.querySelectorAll('.js-plotly-plot').forEach((gd, i) => {
+  const fig = gd.getBoundingClientRect(), titles = [];
+  gd.querySelectorAll('.infolayer g.annotation').forEach(g => {
+    const a = (gd.layout.annotations || [])[+g.getAttribute('data-index')] || {};
+    const t = g.querySelector('.annotation-text');
+    // subplot titles: make_subplots writes them as paper-referenced annotations anchored at their bottom
+    if (t && a.text && a.xref === 'paper' && a.yref === 'paper' && a.yanchor === 'bottom' && a.showarrow === false)
+      titles.push({text: a.text, r: t.getBoundingClientRect()});
+  });
+  for (let p = 0; p < titles.length; p++) for (let q = p + 1; q < titles.length; q++)
+    if (ov(titles[p].r, titles[q].r))
+      out.push(`figure ${i}: subplot titles "${titles[p].text}" and "${titles[q].text}" overlap`);
+  titles.forEach(t => { if (t.r.left < fig.left - 1 || t.r.right > fig.right + 1)
+    out.push(`figure ${i}: subplot title "${t.text}" runs off the figure`); });
+  gd.querySelectorAll('g.colorbar').forEach(cb => {
+    const r = cb.getBoundingClientRect();
+    const outside = r.left < fig.left - 1 || r.right > fig.right + 1 || r.top < fig.top - 1
+      || r.bottom > fig.bottom + 1;
+    if (r.width && outside)
+      out.push(`figure ${i}: a colour bar lies outside the figure`);
+  });
+  const svg = gd.querySelector('.main-svg').getBoundingClientRect();
+  if (svg.right > document.documentElement.clientWidth + 1) out.push(`figure ${i}: wider than the screen`);
+});
+return [document.querySelectorAll('.js-plotly-plot').length, document.documentElement.clientWidth, out];
+"""
+
+
+@pytest.mark.parametrize("chapter", [c for c in _chapters() if Path(c).name.startswith(("03_", "07_"))])
+def test_figures_are_legible_on_a_412_px_phone(built_book, chapter):
+    """On a 412 px wide phone no subplot title runs into another or off its figure, every colour bar lies inside
+    its figure and no figure is wider than the screen (the figures the chapters with the most panels show)."""
+    d = _chromium_driver()
+    try:
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": 412, "height": 915, "deviceScaleFactor": 2.625, "mobile": True})
+        _load(d, built_book / (chapter + ".html"))
+        n, width, problems = d.execute_script(_SMALL_SCREEN_JS)
+    finally:
+        d.quit()
+    assert width <= 412 and n >= 5, f"{chapter}: laid out {width} px wide with {n} figures"
+    assert not problems, f"{chapter} at 412 px: " + "; ".join(problems)
+
+
+def test_handout_prints_every_page_into_one_pdf(built_book, tmp_path):
+    """`python -m memprior.handout` prints the whole book into one PDF: every chapter is in it (its title in the
+    text and a bookmark), every figure was visible in print, and the file stays light enough to hand out."""
+    import html as _html
+    import re
+    import subprocess
+    import sys
+
+    pypdf = pytest.importorskip("pypdf")
+    _chromium_driver().quit()  # skips (or fails in CI) without chromium
+    out = tmp_path / "handout.pdf"
+    r = subprocess.run([sys.executable, "-m", "memprior.handout", str(out), "--html", str(built_book), "-q"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    reader = pypdf.PdfReader(str(out))
+    text = " ".join(" ".join((p.extract_text() or "").split()) for p in reader.pages)
+    bookmarks = [o.title for o in reader.outline]
+    titles = []
+    for ch in _chapters():
+        t = _html.unescape(re.search(r"<title>(.*?)</title>", (built_book / (ch + ".html")).read_text()).group(1))
+        titles.append(t.split(" \u2014 ")[0].strip())
+    for t in titles:
+        assert t in bookmarks, f"no bookmark for {t!r}"
+        assert t.split(". ", 1)[1] in text, f"the chapter {t!r} is not in the handout's text"
+    assert len(reader.pages) > 10 * len(titles)
+    assert out.stat().st_size < 40 * 2**20, f"{out.stat().st_size / 2**20:.1f} MB"
+    assert "figures" in r.stdout and reader.metadata.title == "Memorization in learned priors"

@@ -47,13 +47,33 @@ def test_config_validation():
     with pytest.raises(ValueError, match="grid"):
         fwi.FWIConfig.paper(grid=100)
     p = fwi.FWIConfig.paper()
-    assert (p.grid, p.npml, p.freq, p.n_src, p.n_rec, p.n_steps) == (64, 10, 4.0, 5, 40, 200)
+    assert (p.grid, p.npml, p.freq, p.n_src, p.n_rec, p.n_steps) == (64, 10, 4.0, 50, 200, 200)
     assert math.isclose(p.dx, 2.0 / 64)
     p2 = fwi.FWIConfig.paper(200)
     assert (p2.grid, p2.npml, p2.freq, p2.n_src, p2.n_rec) == (200, 30, 6.0, 15, 196)
     assert math.isclose(p2.dx, 0.01)
     with pytest.raises(TypeError, match="config"):
         FWIExperiment(config=dict(SMALL))
+
+
+def test_paper_protocol_fields():
+    """FWIConfig.paper() carries the paper code's DPS protocol (SCIENCE.md section 9); the book's default differs."""
+    for p in (fwi.FWIConfig.paper(64), fwi.FWIConfig.paper(200)):
+        assert p.dps_start == "background"            # the FWI script: z = 0 noised to step T
+        assert p.noise_ref == "max"                   # sigma_d = noise_rel * max|d|
+        assert p.nll_factor == 0.5                    # 1/2 sum |r|^2 / sigma_d^2
+        assert (p.lens_v0, p.lens_v0 + p.lens_dv) == (2.0, 1.5)
+        assert p.lens_width == (0.25, 0.15)           # sigma_x, sigma_z in km
+        assert p.sizes == (50, 200, 1000) and p.n_steps == 200 and p.extent == 2.0
+    assert (fwi.FWIConfig.paper(64).n_src, fwi.FWIConfig.paper(64).n_rec) == (50, 200)
+    assert fwi.FWIConfig.paper(200).noise == 0.055 and fwi.FWIConfig.paper(64).noise == 0.05
+    b = fwi.FWIConfig()
+    assert (b.dps_start, b.noise_ref, b.nll_factor, b.lens_dv, b.lens_width) == ("noise", "rms", 1.0, -0.4, None)
+    for bad, match in (({"noise_ref": "peak"}, "noise_ref"), ({"dps_start": "zero"}, "dps_start"),
+                       ({"nll_factor": 0.0}, "nll_factor"), ({"lens_dv": -2.0}, "lens_dv"),
+                       ({"lens_width": (0.2,)}, "lens_width"), ({"lens_width": (0.2, -0.1)}, "lens_width")):
+        with pytest.raises(ValueError, match=match):
+            fwi.FWIConfig(**{**SMALL, **bad})
 
 
 def test_metrics_need_two_training_models(exp):

@@ -233,3 +233,16 @@ def test_faulted_offsets_interfaces():
         V.faulted(nx, nz, dx, dip=120.0)
     with pytest.raises(ValueError, match="throw"):
         V.faulted(nx, nz, dx, throw=-0.1)
+
+
+def test_elliptical_lens_widths():
+    """``width=(sx, sz)``: the closed form with separate widths; equal widths give the round lens exactly."""
+    x = np.arange(20) * 0.1
+    v = V.gaussian_lens(20, 20, 0.1, v0=2.0, dv=-0.5, width=(0.25, 0.15)).numpy()
+    ref = 2.0 - 0.5 * np.exp(-((x[:, None] - 0.95) / 0.25) ** 2 / 2 - ((x[None, :] - 0.95) / 0.15) ** 2 / 2)
+    assert np.allclose(v, ref, rtol=0, atol=1e-12)
+    assert torch.equal(V.gaussian_lens(20, 20, 0.1, width=(0.3, 0.3)), V.gaussian_lens(20, 20, 0.1, width=0.3))
+    with pytest.raises(ValueError, match="width"):
+        V.gaussian_lens(20, 20, 0.1, width=(0.3,))
+    with pytest.raises(ValueError, match="width"):
+        V.gaussian_lens(20, 20, 0.1, width=(0.3, 0.0))

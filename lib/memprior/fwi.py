@@ -84,6 +84,21 @@ class FWIConfig:
         200 steps) rescaled to ``T`` steps, so the terminal noise level is the paper's.
     order : int
         Stencil order of the Helmholtz solver.
+    noise_ref : {"rms", "max"}
+        What ``noise`` is relative to: ``sigma_d = noise * rms|d_clean|`` (the book) or
+        ``noise * max|d_clean|`` (the paper).
+    lens_v0, lens_dv : float
+        The lens truth's background velocity and its anomaly at the centre in km/s (book 2.0 and -0.4, so
+        1.6 km/s at the centre; paper 2.0 and -0.5, 1.5 km/s at the centre).
+    lens_width : (float, float) or None
+        The lens's widths ``(sigma_x, sigma_z)`` in km; ``None`` (the book): 15 % of the side, round.
+    nll_factor : float
+        Weight of the data in the negative log-likelihood, ``nll_factor * sum |r|^2 / sigma_d^2``: 1 is the
+        circular complex Gaussian (the book); the paper's code uses 1/2.  Recorded, not applied: the
+        experiment's lookup and samplers use 1 (:func:`memprior.experiments.fwi.protocol` measures the effect).
+    dps_start : {"noise", "background"}
+        Start of DPS: N(0, I) (the book, and the paper's comparison script) or the background ``z = 0``
+        noised to step T (the paper's FWI script).  Recorded, not applied (the experiment starts from N(0, I)).
     """
 
     grid: int = 32
@@ -99,6 +114,12 @@ class FWIConfig:
     n_samples: int = 8
     n_steps: int = 100
     order: int = 2
+    noise_ref: str = "rms"
+    lens_v0: float = 2.0
+    lens_dv: float = -0.4
+    lens_width: tuple | None = None
+    nll_factor: float = 1.0
+    dps_start: str = "noise"
 
     def __post_init__(self):
         check_int("grid", self.grid, low=8)
@@ -120,6 +141,19 @@ class FWIConfig:
         check_int("n_samples", self.n_samples, low=1)
         check_int("n_steps", self.n_steps, low=2)
         check_int("order", self.order, low=2)
+        if self.noise_ref not in ("rms", "max"):
+            raise ValueError(f"noise_ref: must be 'rms' or 'max', got {self.noise_ref!r}")
+        if self.dps_start not in ("noise", "background"):
+            raise ValueError(f"dps_start: must be 'noise' or 'background', got {self.dps_start!r}")
+        check_positive("lens_v0", self.lens_v0)
+        if not (isinstance(self.lens_dv, (int, float)) and -self.lens_v0 < self.lens_dv < math.inf):
+            raise ValueError(f"lens_dv: must be a number > -lens_v0 = {-self.lens_v0} km/s, got {self.lens_dv!r}")
+        check_positive("nll_factor", self.nll_factor)
+        if self.lens_width is not None:
+            if len(self.lens_width) != 2:
+                raise ValueError(f"lens_width: expected (sigma_x, sigma_z) in km or None, got {self.lens_width!r}")
+            for w in self.lens_width:
+                check_positive("lens_width", w)
 
     @property
     def dx(self) -> float:
@@ -133,17 +167,21 @@ class FWIConfig:
 
     @classmethod
     def paper(cls, grid: int = 64, **kw) -> "FWIConfig":
-        """The paper's settings (Siahkoohi & Sabeddu 2026).
+        """The paper's settings and DPS protocol (Siahkoohi & Sabeddu 2026).
 
-        ``grid=64``: 64^2, dx = 2/64 km, 10 PML cells, 4 Hz, 5 sources / 40 receivers
-        (pass ``n_src=50, n_rec=200`` for the denser variant).  ``grid=200``: 200^2,
-        dx = 10 m, 30 PML cells, 6 Hz, 15 sources / 196 receivers.  Both use N in
-        {50, 200, 1000} and 200 diffusion steps; ``**kw`` overrides any field.
+        ``grid=64``: 64^2, dx = 2/64 km, 10 PML cells, 4 Hz, and the geometry of its DPS runs,
+        50 sources / 200 receivers (pass ``n_src=5, n_rec=40`` for its sparse variant).  ``grid=200``:
+        200^2, dx = 10 m, 30 PML cells, 6 Hz, 15 sources / 196 receivers, noise 5.5 %.  Both use N in
+        {50, 200, 1000}, 200 diffusion steps and the paper code's protocol: noise relative to max|d|,
+        the likelihood weight 1/2, DPS from the noised background, and the lens of 1.5 km/s at its centre
+        in 2 km/s with widths 0.25 x 0.15 km.  ``**kw`` overrides any field.
         """
+        protocol = dict(noise_ref="max", nll_factor=0.5, dps_start="background", lens_v0=2.0, lens_dv=-0.5,
+                        lens_width=(0.25, 0.15), n_steps=200, n_samples=16, extent=2.0)
         if grid == 64:
-            base = dict(grid=64, extent=2.0, npml=10, freq=4.0, n_src=5, n_rec=40, n_steps=200, n_samples=16)
+            base = dict(grid=64, npml=10, freq=4.0, n_src=50, n_rec=200, **protocol)
         elif grid == 200:
-            base = dict(grid=200, extent=2.0, npml=30, freq=6.0, n_src=15, n_rec=196, n_steps=200, n_samples=16)
+            base = dict(grid=200, npml=30, freq=6.0, n_src=15, n_rec=196, noise=0.055, **protocol)
         else:
             raise ValueError(f"grid: the paper's settings exist for 64 or 200, got {grid!r}")
         base.update(kw)

@@ -119,8 +119,9 @@ def gaussian_lens(nx: int, nz: int, dx: float, v0: float = 2.0, dv: float = -0.4
         Velocity anomaly at the centre in km/s (negative: a slow lens); ``v0 + dv`` must be > 0.
     center : (float, float), optional
         Centre ``(x, z)`` in km; default the middle of the grid.
-    width : float > 0, optional
-        Standard deviation of the Gaussian in km; default 15 % of the smaller extent.
+    width : float > 0 or (float, float), optional
+        Standard deviation of the Gaussian in km, or a pair ``(sigma_x, sigma_z)`` for an elliptical
+        lens; default 15 % of the smaller extent.
 
     Returns
     -------
@@ -141,9 +142,17 @@ def gaussian_lens(nx: int, nz: int, dx: float, v0: float = 2.0, dv: float = -0.4
         cx, cz = float(center[0]), float(center[1])
         if not (0 <= cx <= ext_x and 0 <= cz <= ext_z):
             raise ValueError(f"center: must lie in [0, {ext_x:.4g}] x [0, {ext_z:.4g}] km, got {center!r}")
-    w = 0.15 * min(ext_x, ext_z) if width is None else check_positive("width", width)
-    r2 = (X - cx) ** 2 + (Z - cz) ** 2
-    return v0 + dv * torch.exp(-r2 / (2 * w ** 2))
+    if width is None:
+        wx = wz = 0.15 * min(ext_x, ext_z)
+    elif isinstance(width, (tuple, list)):
+        if len(width) != 2:
+            raise ValueError(f"width: expected a width or (sigma_x, sigma_z) in km, got {width!r}")
+        wx, wz = check_positive("width", width[0]), check_positive("width", width[1])
+    else:
+        wx = wz = check_positive("width", width)
+    if wx == wz:                                  # round: the same expression as before the elliptical option
+        return v0 + dv * torch.exp(-((X - cx) ** 2 + (Z - cz) ** 2) / (2 * wx ** 2))
+    return v0 + dv * torch.exp(-(((X - cx) / wx) ** 2 + ((Z - cz) / wz) ** 2) / 2)
 
 
 def _check_layers(velocities, depths):

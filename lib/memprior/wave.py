@@ -745,7 +745,7 @@ class Helmholtz2D:
         return a
 
     def _data_and_vjp(self, fac: _Factor, acq: Acquisition, weights,
-                      U: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      U: np.ndarray | None = None, pml_copies: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Data d [n_src, n_rec] and the vector-Jacobian product g [nx, nz] in one pass over source blocks.
 
         g satisfies g·δm = Re Σ conj(dd)·(J δm).  For each block of sources (``_Factor.block_edges``):
@@ -766,6 +766,8 @@ class Helmholtz2D:
                 lam_bar = fac.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)
                 acc += np.einsum("ns,ns->n", lam_bar, Ub)
         g_s = -fac.omega ** 2 * np.real(fac.w * acc)
+        if not pml_copies:  # the interior of the padded gradient only (edge pixels miss their PML copies)
+            return d, g_s[self._interior].reshape(self.nx, self.nz)
         return d, np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
 
     def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:
@@ -775,10 +777,12 @@ class Helmholtz2D:
             dU = fac.solve(rhs)
         return np.asarray((Pr @ dU).T)
 
-    def misfit_gradient(self, m, freq, acq: Acquisition, d_obs, sigma_d):
+    def misfit_gradient(self, m, freq, acq: Acquisition, d_obs, sigma_d, *, pml_copies: bool = True):
         """Complex-Gaussian negative log-likelihood and its adjoint-state gradient.
 
         ``misfit = Σ |d(m) − d_obs|² / σ_d²`` (circular complex noise with E|e|² = σ_d², so no 1/2).
+        ``pml_copies=False`` keeps only the interior of the padded gradient, as the paper's solver does:
+        the derivative at edge pixels then misses the PML cells that copy them (wrong there; for contrast).
 
         Returns
         -------
@@ -790,7 +794,8 @@ class Helmholtz2D:
         dobs = self._check_data("d_obs", d_obs, acq)
         sig = check_positive("sigma_d", sigma_d)
         fac = self._factor(mm, f)
-        d, g = self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: 2.0 * (d_blk - dobs[c0:c1]) / sig ** 2)
+        d, g = self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: 2.0 * (d_blk - dobs[c0:c1]) / sig ** 2,
+                                  pml_copies=bool(pml_copies))
         misfit = float(np.sum(np.abs(d - dobs) ** 2) / sig ** 2)
         return misfit, self._out(g, tt), self._out(d, tt)
 

@@ -256,6 +256,10 @@ def fig_memorization_report(report, image_shape: tuple | None = None) -> go.Figu
                                      name="nearest training point", legendgroup="nn", showlegend=j == 0,
                                      line=dict(color=PALETTE[7], dash="dot")), row=2, col=j + 1)
             fig.update_xaxes(title_text="coordinate", row=2, col=j + 1)
+            # the gallery's panels are narrow (a phone): value ticks on the first one only
+            fig.update_yaxes(showticklabels=j == 0, row=2, col=j + 1)
     fig.update_xaxes(title_text="score", row=1, col=1)
     fig.update_yaxes(title_text="fraction", row=1, col=1)
+    # the second histogram's ticks on its right, clear of the first histogram
+    fig.update_yaxes(side="right", row=1, col=max(p, 2) // 2 + 1)
     return fig

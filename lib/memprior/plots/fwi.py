@@ -61,12 +61,21 @@ def fig_models(panels: Sequence[tuple[str, object]], dx: float, cols: int = 4, v
     fig.update_xaxes(showticklabels=False)
     for r in range(1, rows + 1):
         fig.update_yaxes(showticklabels=True, title_text="z (km)", row=r, col=1)
+    # ticks at whole km and the unit on the last one (no axis titles): narrow panels (a phone) stay legible
+    x_km = np.arange(0.0, (max(a.shape[0] for a in arrs) - 1) * dx + 1e-9)
+    x_text = [f"{v:g}" for v in x_km[:-1]] + [f"{x_km[-1]:g} km"]
+    fig.update_xaxes(tickvals=x_km.tolist(), ticktext=x_text)
     for c in range(1, cols + 1):
-        fig.update_xaxes(showticklabels=True, title_text="x (km)", row=rows, col=c)
+        fig.update_xaxes(showticklabels=True, row=rows, col=c)
+    # the colour bar lies under the panels: beside them it would take a fifth of a phone's width
+    total_height = (height or 70 + 190 * rows) + 55
     fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
-                                     colorbar=dict(title=colorbar_title)),
-                      height=height or 70 + 190 * rows, title=title, margin=dict(t=70, l=60, r=20, b=50),
-                      template=template())
+                                     colorbar=dict(title=dict(text=colorbar_title, side="bottom", font_size=12),
+                                                   orientation="h",
+                                                   thickness=12, len=0.6, x=0.5, xanchor="center", tickangle=0,
+                                                   yref="container", y=0, yanchor="bottom", ypad=6)),
+                      height=total_height, title=title,
+                      margin=dict(t=70, l=60, r=20, b=105), template=template())
     fig.update_annotations(font_size=11)
     return fig
 
@@ -227,7 +236,8 @@ def twin_sizes(frames: Mapping[int, dict], title: str | None = None, height: int
         raise ValueError("frames: need at least one N")
     bins = np.linspace(0, 1, 26)
     base = make_subplots(rows=1, cols=2, subplot_titles=("lookup: misfit of every training model",
-                                                         "memorization ratio r against its null"))
+                                                         "memorization ratio r against its null"),
+                         horizontal_spacing=0.17)  # room for the right panel's y-axis title on a phone
     base.update_xaxes(title_text="training models, sorted by misfit", type="log", row=1, col=1)
     base.update_yaxes(title_text="misfit per datum (1 = noise level)", type="log", row=1, col=1)
     base.update_xaxes(title_text="r = d1 / mean(d2..dk)", range=[0, 1], row=1, col=2)
@@ -363,3 +373,116 @@ def fig_mlp_comparison(res, rule: str = "q") -> go.Figure:
     if rule not in ylabel:
         raise ValueError(f"rule: must be 'q' or 'r', got {rule!r}")
     return fig_mlp([f"N = {int(N)}" for N in res.sizes], res.fractions(rule), ylabel=ylabel[rule])
+
+
+# ----------------------------------------------------------------------------- chapter 7: trained priors
+__all__ += ["fig_transition", "fig_denoiser_gap", "fig_phase", "fig_trained_pairs", "fig_tweedie",
+            "fig_kl_scatter"]
+
+
+def _band(fig, x, y, lo, hi, name, color, dash="solid", row=None, col=None, showlegend=True):
+    """A line with markers and its interval as a shaded band."""
+    x = np.asarray(x, dtype=np.float32)
+    kw = dict(row=row, col=col) if row is not None else {}
+    fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]).astype(np.float32),
+                             fill="toself", fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                             showlegend=False, legendgroup=name), **kw)
+    fig.add_trace(go.Scatter(x=x, y=np.asarray(y, dtype=np.float32), mode="lines+markers", name=name,
+                             legendgroup=name, showlegend=showlegend, line=dict(color=color, dash=dash)), **kw)
+
+
+def fig_transition(res) -> go.Figure:
+    """Memorized fraction of trained-prior samples against N, both rules, beside the null, with intervals.
+
+    ``res``: :class:`memprior.experiments.fwi.MemorizationTransition`.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("rule d1/d2 < 1/3", "paper's rule r < 0.7"),
+                        horizontal_spacing=0.1)
+    for c, key in ((1, "q"), (2, "r")):
+        for who, pre, st in (("trained prior", "", style("MLP")), ("null (fresh models)", "null_", style("null"))):
+            f = lambda s: getattr(res, f"{pre}frac_{key}{s}")
+            _band(fig, res.sizes, f(""), f("_lo"), f("_hi"), who, st["color"], st["dash"], row=1, col=c,
+                  showlegend=c == 1)
+    fig.update_xaxes(type="log", title_text="training-set size N")
+    fig.update_yaxes(range=[-0.03, 1.05], title_text="fraction flagged", row=1, col=1)
+    fig.update_layout(height=400, template=template(), legend=dict(orientation="h", y=-0.25, x=0))
+    return fig
+
+
+def fig_denoiser_gap(res) -> go.Figure:
+    """RMS distance between the trained and the closed-form denoiser against the noise level, one curve per N.
+
+    ``res``: :class:`memprior.experiments.fwi.DenoiserGap`.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("inputs: noised training models",
+                                                        "inputs: noised fresh models"), horizontal_spacing=0.1)
+    for k, N in enumerate(res.sizes):
+        for c, a in ((1, res.rmse_train), (2, res.rmse_fresh)):
+            fig.add_trace(go.Scatter(x=res.sigma.astype(np.float32), y=a[k].astype(np.float32), mode="lines+markers",
+                                     name=f"N = {int(N)}", legendgroup=str(N), showlegend=c == 1,
+                                     line=dict(color=PALETTE[k % len(PALETTE)])),
+                          row=1, col=c)
+    fig.update_xaxes(type="log", title_text="noise level σ_t = sqrt((1 - ᾱ_t)/ᾱ_t)")
+    fig.update_yaxes(type="log", title_text="RMS |trained - closed form| (z-scored units)", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(height=420, template=template(), legend=dict(orientation="h", y=-0.28, x=0))
+    return fig
+
+
+def fig_phase(res) -> go.Figure:
+    """The phase diagram: memorized fraction (d1/d2 < 1/3) over training-set size and network width.
+
+    ``res``: :class:`memprior.experiments.fwi.MemorizationPhase`.
+    """
+    lab = [str(int(N)) for N in res.sizes]
+    fig = figure(xlabel="training-set size N", ylabel="network width (3 hidden layers, 10 000 steps)", height=360)
+    fig.add_trace(go.Heatmap(x=lab, y=[str(int(w)) for w in res.widths], z=res.frac_q.astype(np.float32),
+                             zmin=0, zmax=1, colorscale=SEQUENTIAL, text=np.round(res.frac_q, 2).astype(str),
+                             texttemplate="%{text}", colorbar=dict(title="fraction d1/d2 < 1/3"),
+                             hovertemplate="N %{x}<br>width %{y}<br>fraction %{z:.2f}<extra></extra>"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def fig_trained_pairs(res, k: int = 2) -> go.Figure:
+    """Trained-prior DPS samples beside their nearest training models, one row per N (km/s).
+
+    ``res``: :class:`memprior.experiments.fwi.TrainedDPS`.
+    """
+    k = max(1, min(int(k), res.v.shape[1]))
+    panels = []
+    for i, N in enumerate(res.sizes):
+        for j in range(k):
+            panels += [(f"N={int(N)}: sample {j}", res.v[i, j]),
+                       (f"nearest (rank {int(res.rank[i, j])}, q {res.q[i, j]:.2f})", res.nearest_v[i, j])]
+    return fig_models(panels, res.dx, cols=2 * k)
+
+
+def fig_tweedie(res) -> go.Figure:
+    """Tweedie estimates x̂0 of one trained-prior DPS sample along its path, one row per N (km/s).
+
+    ``res``: :class:`memprior.experiments.fwi.TrainedDPS`.
+    """
+    panels = [(f"N={int(N)}, t={int(t)}", res.snapshots[i, s]) for i, N in enumerate(res.sizes)
+              for s, t in enumerate(res.snap_levels)]
+    return fig_models(panels, res.dx, cols=len(res.snap_levels))
+
+
+def fig_kl_scatter(res) -> go.Figure:
+    """Two KL coefficients of the trained-prior DPS samples over those of the training set, one panel per N.
+
+    ``res``: :class:`memprior.experiments.fwi.TrainedDPS`.
+    """
+    fig = make_subplots(rows=1, cols=len(res.sizes), subplot_titles=[f"N = {int(N)}" for N in res.sizes],
+                        horizontal_spacing=0.06)
+    for i in range(len(res.sizes)):
+        for who, a, mk in (("training models", res.coef_train[i], dict(color=PALETTE[7], size=4, opacity=0.5)),
+                           ("DPS samples (trained prior)", res.coef_samples[i],
+                            dict(color=style("MLP")["color"], size=7, symbol="x"))):
+            fig.add_trace(go.Scatter(x=a[:, 0].astype(np.float32), y=a[:, 1].astype(np.float32), mode="markers",
+                                     name=who, legendgroup=who, showlegend=i == 0, marker=mk), row=1, col=i + 1)
+    fig.update_xaxes(title_text=f"z[{int(res.coef[0])}]")
+    fig.update_yaxes(title_text=f"z[{int(res.coef[1])}]", row=1, col=1)
+    fig.update_layout(height=380, template=template(), legend=dict(orientation="h", y=-0.3, x=0))
+    return fig

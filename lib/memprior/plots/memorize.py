@@ -677,7 +677,8 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     fig.update_xaxes(title_text="model x", row=2, col=1)
     fig.update_yaxes(title_text="density (per unit x)", row=2, col=1)
     fig.update_xaxes(title_text="stored model x<sub>n</sub>", row=2, col=2)
-    fig.update_yaxes(title_text="weight", range=[0, 1.05], row=2, col=2)
+    # the weights' axis on the right, clear of the posterior panel (narrow on a phone)
+    fig.update_yaxes(title_text="weight", range=[0, 1.05], side="right", row=2, col=2)
     fig.update_layout(template=template(), height=700, barmode="group",
                       legend=dict(_BOTTOM_LEGEND, y=-0.12), margin=dict(l=60, r=20, t=50, b=100))
     return fig

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import PALETTE, color, compact, figure, slider_figure, to_numpy
+from . import PALETTE, color, compact, figure, slider_figure, to_numpy, wrap_text
 
 __all__ = ["fig_loss_gap", "fig_variants", "fig_mitigation", "scatter_traces", "fig_training_slider",
            "datum_base", "datum_traces", "twin_datum", "datum_title", "fig_report", "fig_snapshots",
@@ -111,12 +111,13 @@ def fig_mitigation(rows: Sequence[Mapping[str, float]], reference_floor: float |
                              marker=dict(color=color(3), size=10)), row=1, col=3)
     if reference_floor is not None:
         fig.add_vline(x=reference_floor, line=dict(color="#000", dash="dot"), row=1, col=3)
-    fig.update_yaxes(tickvals=y, ticktext=names, row=1, col=1)
+    # the variants' names on two lines at most, so that the panels keep some width on a phone
+    fig.update_yaxes(tickvals=y, ticktext=[wrap_text(nm, 120, 13) for nm in names], row=1, col=1)
     fig.update_xaxes(title_text="fraction flagged", range=[0, 1.02], row=1, col=1)
     fig.update_xaxes(title_text="TV", range=[0, 1.02], row=1, col=2)
     fig.update_xaxes(title_text="energy distance", rangemode="tozero", row=1, col=3)
     fig.update_annotations(font_size=12)
-    fig.update_layout(legend=dict(orientation="h", y=-0.22, x=0.0), margin=dict(l=200, r=10))
+    fig.update_layout(legend=dict(orientation="h", y=-0.22, x=0.0), margin=dict(l=135, r=10))
     return fig
 
 

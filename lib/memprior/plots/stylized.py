@@ -102,9 +102,10 @@ def fig_1d_panels(panels: ex.Panels1D) -> go.Figure:
         for t in _weight_traces(pan, legend=False):
             fig.add_trace(compact(t), row=2, col=j + 1)
         fig.update_yaxes(type="log", range=[-4, 0.05], row=2, col=j + 1)
-        fig.update_xaxes(type="category", row=2, col=j + 1)
-        fig.update_xaxes(title_text=_XLAB, row=1, col=j + 1)
-        fig.update_xaxes(title_text="training point x<sub>n</sub>", row=2, col=j + 1)
+        fig.update_xaxes(type="category", tickangle=-90, tickfont_size=10, row=2, col=j + 1)  # narrow on a phone
+        if j == k // 2:  # one x-axis title a row, under the middle panel: the panels are narrow on a phone
+            fig.update_xaxes(title_text=_XLAB, row=1, col=j + 1)
+            fig.update_xaxes(title_text="training point x<sub>n</sub>", row=2, col=j + 1)
     fig.update_yaxes(title_text=_DENS, row=1, col=1)
     fig.update_yaxes(title_text="weight w<sub>n</sub>", row=2, col=1)
     fig.update_layout(template=template(), height=660, barmode="group", bargap=0.25,

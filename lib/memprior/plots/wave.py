@@ -55,7 +55,7 @@ def _sym_range(a: np.ndarray, clip: float | None) -> float:
 
 def fig_field(a, x, z, *, title: str = "", colorbar_title: str = "", symmetric: bool = False,
               colorscale=None, points: Mapping[str, np.ndarray] | None = None, height: int = 420,
-              width: int | None = 520, clip: float | None = None) -> go.Figure:
+              width: int | None = None, clip: float | None = None) -> go.Figure:
     """One field ``[nx, nz]`` as a heatmap, depth downwards, with optional marker sets {label: [n, 2] km}.
 
     ``clip`` (symmetric fields only) sets the colour range to that quantile of ``|a|``, so that
@@ -180,7 +180,7 @@ def _scale(u: np.ndarray, clip: float | None) -> float:
 
 
 def twin_frequency(fields: Sequence, freqs: Sequence[float], x, z, *, title: str = "",
-                   points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                   points: Mapping[str, np.ndarray] | None = None, width: int | None = None,
                    clip: float | None = 0.99) -> go.Figure:
     """Kernel-free slider over frequency: Re u, each frame divided by the ``clip`` quantile of its
     absolute value (its maximum with ``clip=None``) and clipped to [-1, 1], so that the singular
@@ -200,7 +200,7 @@ def twin_frequency(fields: Sequence, freqs: Sequence[float], x, z, *, title: str
 
 
 def fig_phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
-                        points: Mapping[str, np.ndarray] | None = None, width: int | None = 560,
+                        points: Mapping[str, np.ndarray] | None = None, width: int | None = None,
                         clip: float | None = 0.99) -> go.Figure:
     """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period.
 
