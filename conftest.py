@@ -38,7 +38,7 @@ class _RssWatcher(threading.Thread):
 
     def _kernel_rss(self) -> int:
         import psutil
-        from memprior.budgets import _tree_rss
+        from memprior.budgets import tree_rss
 
         build = _build_proc.get("proc")
         total = 0
@@ -46,7 +46,7 @@ class _RssWatcher(threading.Thread):
             if build is not None and child.pid == build.pid:
                 continue
             try:
-                total += child.memory_info().rss + _tree_rss(child)
+                total += child.memory_info().rss + tree_rss(child)
             except psutil.Error:
                 pass
         return total

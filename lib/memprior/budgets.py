@@ -50,7 +50,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "WALL_BUDGET_S", "RSS_BUDGET_BYTES", "PAGE_BUDGET_BYTES", "RUNAWAY_FACTOR",
-    "NotebookRun", "PageWeight", "run_notebook", "page_weight", "find_pages",
+    "NotebookRun", "PageWeight", "run_notebook", "tree_rss", "page_weight", "find_pages",
     "verdict", "markdown_table", "main",
 ]
 
@@ -97,7 +97,7 @@ print("MEMPRIOR_BUDGET " + json.dumps({"wall_s": wall, "children_maxrss_bytes": 
 """
 
 
-def _tree_rss(proc) -> int:
+def tree_rss(proc) -> int:
     """Summed RSS (bytes) of the descendants of ``proc`` (not ``proc`` itself)."""
     import psutil
 
@@ -152,7 +152,7 @@ def run_notebook(path, *, timeout: float = 600.0, poll_s: float = 0.05, env: dic
     watched = psutil.Process(proc.pid)
     peak, timed_out = 0, False
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(watched))
+        peak = max(peak, tree_rss(watched))
         if time.perf_counter() - t0 > timeout + 60:
             timed_out = True
             for child in watched.children(recursive=True):

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ._common import generator, schedule_or_paper
 from .. import metrics
 from ..diffusion import MemorizedDenoiser, Schedule, commitment_step, ddim_sample, denoising_loss, train_denoiser
 from ..fwi import random_field_models, zscore
@@ -53,21 +54,13 @@ THRESHOLDS = (metrics.PAPER_THRESHOLD, metrics.D1D2_THRESHOLD)
 
 def paper_schedule() -> Schedule:
     """The paper's schedule: ``T = 200`` steps, ``beta`` linear from ``1e-4`` to ``0.02``."""
-    return Schedule.linear(200, 1e-4, 0.02)
+    return Schedule.linear()
 
 
 # ----------------------------------------------------------------------------------------- helpers
 def _readonly(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False
-
-
-def _schedule(schedule) -> Schedule:
-    if schedule is None:
-        return paper_schedule()
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule: expected a memprior.diffusion.Schedule or None, got {type(schedule).__name__}")
-    return schedule
 
 
 def _ints(name: str, values, *, low: int, high: int | None = None, increasing: bool = True) -> tuple[int, ...]:
@@ -81,12 +74,8 @@ def _ints(name: str, values, *, low: int, high: int | None = None, increasing: b
     return out
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
-
-
 def _gaussian(n: int, d: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(n, d, generator=_gen(seed), dtype=torch.float64)
+    return scale * torch.randn(n, d, generator=generator(seed), dtype=torch.float64)
 
 
 # ------------------------------------------------------------------------------------- optimality
@@ -159,7 +148,7 @@ def optimality_check(*, n_train: int = 8, dim: int = 3, n_points: int = 4, steps
     -------
     Optimality
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
     n_points = check_int("n_points", n_points, low=1)
@@ -177,10 +166,10 @@ def optimality_check(*, n_train: int = 8, dim: int = 3, n_points: int = 4, steps
         for b in range(n_points):
             ref = torch.autograd.functional.jacobian(lambda z: den.denoise(z[None], t)[0], xt[b])
             jac_err = max(jac_err, float((J[b] - ref).abs().max()))
-    e_opt = denoising_loss(den, x, sch, n=n_mc, generator=_gen(seed + 1), reduction="none")  # [T, n]
+    e_opt = denoising_loss(den, x, sch, n=n_mc, generator=generator(seed + 1), reduction="none")  # [T, n]
     z_min, z_all = [], []
     for tau in taus:
-        diff = denoising_loss(_Tempered(den, tau), x, sch, n=n_mc, generator=_gen(seed + 1),
+        diff = denoising_loss(_Tempered(den, tau), x, sch, n=n_mc, generator=generator(seed + 1),
                               reduction="none") - e_opt
         z_min.append(float((diff.mean(1) / (diff.std(1) / math.sqrt(n_mc) + 1e-300)).min()))
         z_all.append(float(diff.mean() / (diff.mean(0).std() / math.sqrt(n_mc))))
@@ -236,14 +225,14 @@ def landing_2d(*, n_train: int = 12, scale: float = 1.5, n_samples: int = 400, n
     -------
     Landing
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     scale = check_positive("scale", scale)
     n_samples = check_int("n_samples", n_samples, low=1)
     n_paths = check_int("n_paths", n_paths, low=1, high=n_samples)
     x = _gaussian(n_train, 2, check_int("seed", seed), scale)
     den = MemorizedDenoiser(x, sch)
-    s, traj = ddim_sample(den, sch, n_samples, generator=_gen(seed), return_trajectory=True)
+    s, traj = ddim_sample(den, sch, n_samples, generator=generator(seed), return_trajectory=True)
     d1 = metrics.nearest(s, x).distance
     sep = float((torch.cdist(x, x) + 1e9 * torch.eye(n_train)).min())
     paths = torch.cat([traj["x"][:, :n_paths], s[None, :n_paths]]).numpy()
@@ -304,7 +293,7 @@ def frequency_test(*, n_train: int = 10, dim: int = 32, n_samples: int = 2000, i
     -------
     Frequencies
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
     n_samples = check_int("n_samples", n_samples, low=1)
@@ -315,7 +304,7 @@ def frequency_test(*, n_train: int = 10, dim: int = 32, n_samples: int = 2000, i
     den = MemorizedDenoiser(x, sch)
     counts, pvals, max_d1 = [], [], 0.0
     for init in inits:
-        s = ddim_sample(den, sch, n_samples, generator=_gen(seed), init=init)
+        s = ddim_sample(den, sch, n_samples, generator=generator(seed), init=init)
         d1, idx = metrics.nearest(s, x)
         max_d1 = max(max_d1, float(d1.max()))
         c = torch.bincount(idx, minlength=n_train).numpy()
@@ -380,7 +369,7 @@ def commitment_sweep(*, dims=(2, 8, 32, 128), ns=(10, 100, 1000), n_paths: int =
     -------
     Commitment
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     dims = _ints("dims", dims, low=1)
     ns = _ints("ns", ns, low=2)
     n_paths = check_int("n_paths", n_paths, low=1)
@@ -391,7 +380,7 @@ def commitment_sweep(*, dims=(2, 8, 32, 128), ns=(10, 100, 1000), n_paths: int =
     for i, n in enumerate(ns):
         for j, d in enumerate(dims):
             den = MemorizedDenoiser(_gaussian(n, d, data_seed + 10 * n + d), sch)
-            _, tr = ddim_sample(den, sch, n_paths, generator=_gen(seed), return_trajectory=True)
+            _, tr = ddim_sample(den, sch, n_paths, generator=generator(seed), return_trajectory=True)
             c = commitment_step(den, tr, threshold=threshold).double()
             med[i, j], lo[i, j], hi[i, j] = (float(c.quantile(q)) for q in (0.5, 0.1, 0.9))
     out = Commitment(dims=np.array(dims), ns=np.array(ns), median=med, lo=lo, hi=hi, n_steps=sch.n_steps,
@@ -485,7 +474,7 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     -------
     MLPGap
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
     snapshots = _ints("snapshots", snapshots, low=1)
@@ -498,12 +487,12 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     net = _train(x, sch, n_train, snapshots, seed)
     mem = MemorizedDenoiser(x, sch)
     ts = np.arange(0, sch.n_steps, t_stride)
-    loss = {(name, tgt): denoising_loss(den, x, sch, t=ts, n=n_mc, generator=_gen(mc_seed), target=tgt).numpy()
+    loss = {(name, tgt): denoising_loss(den, x, sch, t=ts, n=n_mc, generator=generator(mc_seed), target=tgt).numpy()
             for name, den in (("mem", mem), ("mlp", net)) for tgt in ("x0", "eps")}
     excess = loss["mlp", "x0"] - loss["mem", "x0"]
     mid = (ts > 20) & (ts < 150)
     t_end = int(ts[-1])
-    samples = ddim_sample(net, sch, n_samples, generator=_gen(sample_seed)).double()
+    samples = ddim_sample(net, sch, n_samples, generator=generator(sample_seed)).double()
     d1 = metrics.nearest(samples, x).distance
     out = MLPGap(x_train=x.numpy(), ts=ts, eps_mem=loss["mem", "eps"], eps_mlp=loss["mlp", "eps"],
                  x0_mem=loss["mem", "x0"], x0_mlp=loss["mlp", "x0"], excess=excess,
@@ -589,7 +578,7 @@ def memorization_sweep(*, ns=(5, 20, 80), dim: int = 2, snapshots=(300, 1000, 30
     -------
     MemorizationSweep
     """
-    sch = _schedule(schedule)
+    sch = schedule_or_paper(schedule)
     ns = _ints("ns", ns, low=2)
     dim = check_int("dim", dim, low=1)
     snapshots = _ints("snapshots", snapshots, low=1)
@@ -610,7 +599,7 @@ def memorization_sweep(*, ns=(5, 20, 80), dim: int = 2, snapshots=(300, 1000, 30
         null[1, i] = metrics.memorized_fraction(metrics.null_baseline(fresh, x, metric="d1_d2"), THRESHOLDS[1])[0]
         null_d1[i] = float(metrics.nearest(fresh, x).distance.median())
         for j, st in enumerate(snapshots):
-            y = ddim_sample(net.snapshots[st], sch, n_samples, generator=_gen(sample_seed)).double()
+            y = ddim_sample(net.snapshots[st], sch, n_samples, generator=generator(sample_seed)).double()
             frac[0, i, j], se[0, i, j] = metrics.memorized_fraction(metrics.nn_ratio(y, x), THRESHOLDS[0])
             frac[1, i, j], se[1, i, j] = metrics.memorized_fraction(metrics.d1_d2(y, x), THRESHOLDS[1])
             med[i, j] = float(metrics.nearest(y, x).distance.median())
@@ -685,7 +674,7 @@ def null_vs_dimension(*, dims=(1, 2, 4, 8, 16, 32, 64, 100), ns=(50, 1000), n_fr
 def _isotropic_draws(n: int, d: int, n_fresh: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(fresh [n_fresh, d], train [n, d])`` standard Gaussian draws of one generator seeded ``seed + 1000 n + d``
     (training points first)."""
-    g = _gen(seed + 1000 * n + d)
+    g = generator(seed + 1000 * n + d)
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     return torch.randn(n_fresh, d, generator=g, dtype=torch.float64), x
 
@@ -796,7 +785,7 @@ def null_kl(*, ns=(50, 200, 1000), n_fresh: int = 1000, grid: int = 32, K: int =
     chol = torch.linalg.cholesky(cov)
 
     def gaussian(n, shift, factor):  # [n_fresh, d] fresh and [n, d] training draws of pool.mean + factor @ eps
-        g = _gen(seed + 1000 * n + d + shift)
+        g = generator(seed + 1000 * n + d + shift)
         x = torch.randn(n, d, generator=g, dtype=torch.float64) @ factor.T
         return pool.mean(0) + torch.randn(n_fresh, d, generator=g, dtype=torch.float64) @ factor.T, pool.mean(0) + x
 

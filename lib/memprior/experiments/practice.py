@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._common import generator
 from .. import diffusion as dif
 from .. import metrics as met
 from .. import practice as prac
@@ -44,10 +45,6 @@ __all__ = [
 
 _F64 = torch.float64
 _D = 2   # the dimension of the toy problem
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
 
 
 def _t(x: np.ndarray) -> torch.Tensor:
@@ -172,7 +169,7 @@ def toy_problem(*, n_small: int = 8, n_large: int = 512, n_fresh: int = 2000, n_
         raise ValueError(f"y: must be a finite real number, got {y!r}")
     y = float(y)
     seed = check_int("seed", seed)
-    g = _gen(seed)
+    g = generator(seed)
     d = _D
     x_small, x_large, fresh, held_out = (torch.randn(n, d, generator=g, dtype=_F64)
                                          for n in (n_small, n_large, n_fresh, n_held_out))
@@ -183,7 +180,7 @@ def toy_problem(*, n_small: int = 8, n_large: int = 512, n_fresh: int = 2000, n_
 
     yt = torch.tensor([y], dtype=_F64)
     ref = linearized_mixture(forward, torch.zeros(1, d, dtype=_F64), yt, 1.0, gamma)
-    reference = ref.sample(n_reference, generator=_gen(seed + 1))
+    reference = ref.sample(n_reference, generator=generator(seed + 1))
     w = lookup_weights(forward, x_small, yt, gamma)
     spacing = (torch.cdist(x_small, x_small) + 1e9 * torch.eye(n_small, dtype=_F64)).min(1).values.median()
     return ToyProblem(x_small=_np(x_small), x_large=_np(x_large), fresh=_np(fresh), held_out=_np(held_out),
@@ -307,7 +304,7 @@ class Detection:
 
 
 def _sample(net, schedule, n: int, seed: int, steps: int) -> torch.Tensor:
-    return dif.ddim_sample(net, schedule, n, generator=_gen(seed), steps=steps).double()
+    return dif.ddim_sample(net, schedule, n, generator=generator(seed), steps=steps).double()
 
 
 def detect(bed: ToyProblem, priors: Priors, *, n_samples: int = 4000, n_scored: int = 1000, ddim_steps: int = 100,
@@ -368,7 +365,7 @@ def mean_denoising_loss(denoiser, data, schedule: dif.Schedule, *, level_every: 
     level_every = check_int("level_every", level_every, low=1)
     x = as_tensor("data", data, ndim=2).to(_F64)
     ts = list(range(0, schedule.n_steps, level_every))
-    return float(dif.denoising_loss(denoiser, x, schedule, t=ts, n=n, generator=_gen(seed)).mean())
+    return float(dif.denoising_loss(denoiser, x, schedule, t=ts, n=n, generator=generator(seed)).mean())
 
 
 @dataclass(frozen=True)
@@ -471,12 +468,12 @@ def truncation_check(bed: ToyProblem, schedule: dif.Schedule, *, sigma_min: floa
     s_eff = schedule.sigma(t0)
     x_small = _t(bed.x_small)
     z = prac.truncated_sample(dif.MemorizedDenoiser(x_small, schedule), schedule, n, sigma_min,
-                              generator=_gen(seed))
+                              generator=generator(seed))
     exact = linearized_mixture(bed.forward, x_small, bed.y_obs, s_eff, bed.gamma)
-    post = prac.importance_posterior(z, bed.forward, bed.y_obs, bed.gamma, n_post, generator=_gen(seed + 1))
-    e_check = prac.energy_distance(post.samples, exact.sample(n_post, generator=_gen(seed + 2)))
-    e_floor = prac.energy_distance(exact.sample(n_post, generator=_gen(seed + 3)),
-                                   exact.sample(n_post, generator=_gen(seed + 4)))
+    post = prac.importance_posterior(z, bed.forward, bed.y_obs, bed.gamma, n_post, generator=generator(seed + 1))
+    e_check = prac.energy_distance(post.samples, exact.sample(n_post, generator=generator(seed + 2)))
+    e_floor = prac.energy_distance(exact.sample(n_post, generator=generator(seed + 3)),
+                                   exact.sample(n_post, generator=generator(seed + 4)))
     return TruncationCheck(sigma=float(s_eff), level=int(t0), e_check=e_check, e_floor=e_floor, ess=post.ess)
 
 
@@ -511,7 +508,7 @@ class PosteriorRow:
 
 def _check_row(bed: ToyProblem, prior, x_train, *, n: int = 1000, seed: int = 6, n_boot: int = 200) -> PosteriorRow:
     c = prac.posterior_check(prior, _t(x_train), bed.forward, bed.y_obs, bed.gamma, _t(bed.reference), n=n,
-                             generator=_gen(seed), n_boot=n_boot)
+                             generator=generator(seed), n_boot=n_boot)
     return PosteriorRow(ess=c["ess"], tv_lookup=c["tv lookup"], tv_se=c["tv se"], tv_floor=c["tv floor"],
                         on_training=c["on training"], on_training_reference=c["on training (reference)"],
                         energy=c["energy"], samples=_np(c["samples"]))
@@ -668,7 +665,7 @@ def mitigations(bed: ToyProblem, priors: Priors, det: Detection, *, best_step: i
         return _sample(net, lin, n_samples, seed, ddim_steps)
 
     def trunc(s):
-        return prac.truncated_sample(priors.mem, lin, n_samples, s, generator=_gen(seed)).double()
+        return prac.truncated_sample(priors.mem, lin, n_samples, s, generator=generator(seed)).double()
 
     variants = [
         ("memorizing: N = 8, 1500 steps", _t(det.prior_mem), False),
@@ -678,7 +675,7 @@ def mitigations(bed: ToyProblem, priors: Priors, det: Detection, *, best_step: i
         ("larger σ_min = δ/2", trunc(delta / 2), False),
         ("larger σ_min = δ", trunc(delta), False),
         ("more data: N = 512", _t(det.prior_gen), True),
-        ("true prior (fresh draws)", torch.randn(n_samples, _D, generator=_gen(fresh_seed), dtype=_F64),
+        ("true prior (fresh draws)", torch.randn(n_samples, _D, generator=generator(fresh_seed), dtype=_F64),
          False),
     ]
     cols = {k: [] for k in ("flagged", "flagged_se", "null", "tv_lookup", "tv_se", "on_training", "energy", "ess")}

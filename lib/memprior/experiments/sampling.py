@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from ._common import generator, schedule_or_paper
 from .. import guidance, metrics, posterior
 from .._checks import as_train, check_int, check_positive
 from ..diffusion import MemorizedDenoiser, Schedule
@@ -54,10 +55,6 @@ SMC_SAMPLES = MappingProxyType({"cubic 1-D": 300, "pentagon 2-D": 150, "square 1
 LEVELS = (199, 160, 130, 110, 90, 70, 50, 30, 10, 0)
 
 _F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
 
 
 def _readonly(a) -> np.ndarray:
@@ -113,14 +110,6 @@ def toy_problems() -> dict[str, posterior.Problem]:
 
 
 # ----------------------------------------------------------------------------- validation
-def _schedule(schedule) -> Schedule:
-    if schedule is None:
-        return Schedule.linear(200, 1e-4, 0.02)
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule: expected a memprior.diffusion.Schedule or None, got {type(schedule).__name__}")
-    return schedule
-
-
 def _names(problems) -> list[tuple[int, str]]:
     if isinstance(problems, str) or not isinstance(problems, Sequence):
         raise TypeError(f"problems: expected a sequence of names from {PROBLEMS}, got {problems!r}")
@@ -253,7 +242,7 @@ class Sweep(_Scores):
 
 def _compare(samples: torch.Tensor, problem, weights: torch.Tensor, seed: int, n_boot: int) -> tuple:
     """(tv, se, floor, chi2_p, frequencies [N], distances [n]) of one run."""
-    est = guidance.tv_to_weights(samples, problem.x_train, weights, n_boot=n_boot, generator=_gen(10_000 + seed))
+    est = guidance.tv_to_weights(samples, problem.x_train, weights, n_boot=n_boot, generator=generator(10_000 + seed))
     dist = metrics.nearest(samples, problem.x_train).distance
     p = guidance.chi2_test(samples, problem.x_train, weights)[2]
     return est.tv, est.se, est.floor, p, est.frequencies.numpy(), dist.numpy()
@@ -267,7 +256,7 @@ def _runs(sampler, names, ns, problems, weights, draw, seed, n_boot) -> Runs:
     seeds = {}
     for i, k in names:
         seeds[k] = seed + i
-        s = draw(k, problems[k], ns[k], _gen(seed + i))
+        s = draw(k, problems[k], ns[k], generator(seed + i))
         for f, v in zip(_FIELDS, _compare(s, problems[k], weights[k], seed + i, n_boot)):
             out[f][k] = _readonly(v) if isinstance(v, np.ndarray) else float(v)
     keys = tuple(k for _, k in names)
@@ -282,7 +271,7 @@ def _sweep(sampler, parameter, values, names, ns, problems, weights, draw, seed,
         rows = []
         seeds[k] = _readonly([seed + 10 * i + j for j in range(len(values))])
         for j, v in enumerate(values):
-            s = draw(k, problems[k], ns[k], v, _gen(seed + 10 * i + j))
+            s = draw(k, problems[k], ns[k], v, generator(seed + 10 * i + j))
             rows.append(_compare(s, problems[k], weights[k], seed + 10 * i + j, n_boot))
         for f, col in zip(_FIELDS, zip(*rows)):
             out[f][k] = _readonly(np.stack(col) if isinstance(col[0], np.ndarray) else np.array(col, dtype=float))
@@ -296,7 +285,7 @@ def _setup(problems, n_samples, seed, n_boot, schedule):
     names = _names(problems)
     ns = _n_samples(n_samples, names)
     seed, n_boot = _common(seed, n_boot)
-    sched = _schedule(schedule)
+    sched = schedule_or_paper(schedule)
     probs = toy_problems()
     weights = {k: posterior.lookup_weights(p.forward, p.x_train, p.y, p.gamma) for k, p in probs.items()}
     return names, ns, seed, n_boot, sched, probs, weights
@@ -504,7 +493,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
         raise TypeError(f"problem: expected a memprior.posterior.Problem or None, got {type(p).__name__}")
     if p.x_train.shape[1] != 1:
         raise ValueError(f"problem: expected a 1-D problem (x_train of shape [N, 1]), got {list(p.x_train.shape)}")
-    sched = _schedule(schedule)
+    sched = schedule_or_paper(schedule)
     if isinstance(levels, (str, bytes)) or not isinstance(levels, (Sequence, np.ndarray)) or len(levels) == 0:
         raise ValueError(f"levels: need a non-empty sequence of integers in [0, {sched.n_steps - 1}]")
     lv = tuple(check_int("levels", v, low=0, high=sched.n_steps - 1) for v in levels)
@@ -516,7 +505,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
     x_grid = torch.linspace(-x_max, x_max, n_grid, dtype=_F64)[:, None]
     exact, dps = zip(*(guidance.noisy_likelihoods(*args, x_grid, t) for t in lv))
     exact, dps = torch.stack(exact).numpy(), torch.stack(dps).numpy()
-    g = _gen(seed)
+    g = generator(seed)
     k = torch.randint(len(p.x_train), (n_mc,), generator=g)
     gap_mean = []
     for t in lv:
