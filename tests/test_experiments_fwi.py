@@ -594,3 +594,30 @@ def test_protocol_rows_and_lens(exp, proto):
         X.protocol(exp, N=12, step=0.0)
     with pytest.raises(TypeError, match="exp"):
         X.protocol("exp")
+
+
+def test_bootstrap_in_blocks_equals_one_pass():
+    """The blocked bootstrap (bounded memory) gives the replicates of a one-pass resample, exactly."""
+    from memprior.experiments import fwi as E
+    rng = np.random.default_rng(3)
+    vals = rng.normal(size=(32, 40, 40))                       # 51 200 numbers: 39 replicates per block
+    n_boot, level, seed = 200, 0.9, (1, 2)
+    got = E._bootstrap(vals, E._mean_std, n_boot, level, seed)
+    idx = np.random.default_rng(seed).integers(0, 32, size=(n_boot, 32))
+    reps = E._mean_std(vals[idx])
+    want = (float(np.quantile(reps, 0.05)), float(np.quantile(reps, 0.95)))
+    assert got == want
+
+
+def test_releases_memory_keeps_the_function():
+    from memprior.experiments import _common
+    from memprior.experiments import fwi as E
+
+    @_common.releases_memory
+    def f(a, *, b=2):
+        """doc"""
+        return a + b
+
+    assert f(1, b=3) == 4 and f.__doc__ == "doc" and f.__name__ == "f"
+    assert E.denoiser_gap.__wrapped__.__name__ == "denoiser_gap"
+    _common.release_memory()                                    # callable on its own, returns nothing

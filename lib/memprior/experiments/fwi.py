@@ -51,6 +51,7 @@ from .. import diffusion, guidance, metrics, posterior, wave
 from .. import trained
 from .. import velocity as V
 from .._checks import as_tensor, check_int, check_positive, progress
+from ._common import releases_memory
 from ..fwi import (FWIConfig, KLForward, Observation, TrainingSet, Truth, commitment_curves,
                    commitment_steps, complex_noise, complex_nll, gamma_of, lookup_from_misfits, random_field_models,
                    schedule_for, to_complex, to_real, zscore)
@@ -679,6 +680,7 @@ class Setting:
     velocities: np.ndarray
 
 
+@releases_memory
 def setting(exp: FWIExperiment, *, n_show: int = 4) -> Setting:
     """Make the data of both truths and of the whole training pool; describe the setting.
 
@@ -771,6 +773,7 @@ class LookupTable:
                                                self.v_rmse, self.rel_error)]
 
 
+@releases_memory
 def lookup_table(exp: FWIExperiment, *, truths=_TRUTHS, sizes=None) -> LookupTable:
     """The lookup (likelihood-weighted training models) for every truth and training-set size.
 
@@ -957,6 +960,7 @@ def _summarize(exp: FWIExperiment, res: SampleResult, rank: torch.Tensor, best: 
                       on_best=float((res.nearest == best).double().mean()))
 
 
+@releases_memory
 def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", zeta: float = 0.5,
                      step_size: float = 0.05, seed: int = 0, n_prior: int = 200,
                      prior_seed: int = 1) -> SamplerComparison:
@@ -1038,6 +1042,7 @@ class ExactCheck:
         return bool((np.abs(self.frequencies - self.weights) <= k * self.standard_errors + atol).all())
 
 
+@releases_memory
 def exact_check(exp: FWIExperiment, *, N: int = 50, truth: str = "lens", noise: float = 8.0, obs_seed: int = 2,
                 n_batches: int = 5, batch: int = 4000, seed: int = 3, steps: int = 10) -> ExactCheck:
     """Draw ``n_batches * batch`` exact samples from data so noisy that the lookup weights spread.
@@ -1143,6 +1148,7 @@ class LinearizedSweep:
         return int(self.dominant_rank[-1])
 
 
+@releases_memory
 def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
                      sigmas=(1e-4, 0.001, 0.003, 0.03, 0.1, 0.3), step_size: float = 0.05,
                      seed: int = 0) -> LinearizedSweep:
@@ -1231,6 +1237,7 @@ class MemorizationSweep:
         return float(_field(self, name, self._FIELDS)[_index_of(self.sizes, N, "N")])
 
 
+@releases_memory
 def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n_fresh: int = 200,
                        fresh_seed: int = 10_000, step_size: float = 0.05, seed: int = 0) -> MemorizationSweep:
     """Score the normalized-DPS samples (step length ``step_size``, ``seed``) of every N, and the null.
@@ -1307,6 +1314,7 @@ class MLPComparison:
                 "null": getattr(self, f"null_frac_{rule}")}
 
 
+@releases_memory
 def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: str = "lens", n_fresh: int = 200,
                    n_draws: int = 200, draw_seed: int = 0, train_steps: int = 1500, hidden: int = 128,
                    depth: int = 2, train_seed: int = 0, dps_n: int = 4, step_size: float = 0.05, dps_steps: int = 25,
@@ -1375,6 +1383,7 @@ class StepLengths:
     same_fraction: float
 
 
+@releases_memory
 def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", step_sizes=(0.02, 0.07), n: int = 4,
                  steps: int = 25, seed: int = 0) -> StepLengths:
     """Run the normalized variant with each step length of ``step_sizes`` (same seed, ``n`` samples, ``steps`` levels)."""
@@ -1391,6 +1400,7 @@ def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", step_
                        same_fraction=float((near == near[0]).all(0).mean()))
 
 
+@releases_memory
 def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 200, step_size: float = 0.05,
              step_sizes=(0.02, 0.07), n: int = 4, steps: int = 25, seed: int = 0) -> dict:
     """Precomputed normalized-DPS runs for the live app (:class:`memprior.widgets.fwi.AppState`).
@@ -1425,7 +1435,10 @@ def _bootstrap(values: np.ndarray, stat, n_boot: int, level: float, seed) -> tup
     ``stat`` maps a resampled array ``[n_boot, n, ...]`` to ``[n_boot]``.
     """
     idx = np.random.default_rng(seed).integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-    reps = stat(values[idx])
+    # resample in blocks of about 2 M numbers: a bootstrap of 32 velocity models x 1000 replicates would
+    # otherwise materialize 1000 x 32 x nx x nz values at once
+    block = max(1, 2_000_000 // max(1, values.size))
+    reps = np.concatenate([stat(values[idx[i:i + block]]) for i in range(0, n_boot, block)])
     return float(np.quantile(reps, (1 - level) / 2)), float(np.quantile(reps, (1 + level) / 2))
 
 
@@ -1528,6 +1541,7 @@ class MemorizationTransition:
                                                          self.frac_r_hi, self.null_frac_r)]
 
 
+@releases_memory
 def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_samples: int = 256, n_fresh: int = 256,
                             fresh_seed: int = 10_000, seed: int = 0, sampler: str = "ddpm", init: str = "standard",
                             train_seed: int = 0,
@@ -1642,6 +1656,7 @@ class DenoiserGap:
         return getattr(self, f"rmse_{where}") <= check_positive("tol", tol)
 
 
+@releases_memory
 def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=None, n: int = 256, seed: int = 0,
                  fresh_seed: int = 20_000, train_seed: int = 0, hidden: int | None = None, depth: int | None = None,
                  steps: int | None = None) -> DenoiserGap:
@@ -1730,6 +1745,7 @@ class MemorizationPhase:
         return np.array([int(self.sizes[row >= level].max()) if (row >= level).any() else 0 for row in v])
 
 
+@releases_memory
 def memorization_phase(exp: FWIExperiment, *, sizes=trained.SIZES, widths=trained.WIDTHS, n_samples: int = 256,
                        n_fresh: int = 256, seed: int = 0, train_seed: int = 0, steps: int | None = None,
                        **kw) -> MemorizationPhase:
@@ -1953,6 +1969,7 @@ def write_dps_runs(directory=None, *, sizes=(50, 200, 1000), n: int = 32, steps:
     return out
 
 
+@releases_memory
 def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens", n: int = 32, steps: int = 200,
                 step_size: float = 0.05, seed: int = 0, k: int = 4, n_snap: int = 5, n_boot: int = 1000,
                 level: float = 0.95, boot_seed: int = 0, train_seed: int = 0, hidden: int | None = None,
@@ -2124,6 +2141,7 @@ class Representation:
         return out
 
 
+@releases_memory
 def representation(exp: FWIExperiment, *, truths=_ALL_TRUTHS, sizes=None) -> Representation:
     """RMS velocity errors (km/s) of the basis's best, the background and the lookup, per truth; the index range.
 
@@ -2280,6 +2298,7 @@ class Protocol:
         ]
 
 
+@releases_memory
 def protocol(exp: FWIExperiment, *, N: int = 200, step: float = 1e-6) -> Protocol:
     """The paper's FWI protocol side by side with the book's, and the effects of the differences.
 
