@@ -176,7 +176,7 @@ def code_lines(nb) -> dict:
     total = hidden = longest = 0
     for c in nb.cells:
         tags = _tags(c)
-        if c.cell_type != "code" or "remove-cell" in tags or "solution" in tags:
+        if c.cell_type != "code" or "remove-cell" in tags or any(str(t).strip().lower() == "solution" for t in tags):
             continue
         n = sum(1 for ln in c.source.splitlines() if ln.strip() and not ln.strip().startswith("#"))
         total += n

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from . import velocity as V
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import as_tensor, check_generator, check_int, check_positive, check_seed
 from .mixture import gaussian_logits
 
 __all__ = [
@@ -140,7 +140,8 @@ class FWIConfig:
         check_int("seed", self.seed, low=0)
         check_int("n_samples", self.n_samples, low=1)
         check_int("n_steps", self.n_steps, low=2)
-        check_int("order", self.order, low=2)
+        if check_int("order", self.order, low=2, high=4) not in (2, 4):
+            raise ValueError(f"order: must be 2 (5-point) or 4 (9-point cross), got {self.order}")
         if self.noise_ref not in ("rms", "max"):
             raise ValueError(f"noise_ref: must be 'rms' or 'max', got {self.noise_ref!r}")
         if self.dps_start not in ("noise", "background"):
@@ -272,6 +273,7 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
     -------
     (z [n, d] raw coefficients, m [n, nx, nz] their reconstructions in s^2/km^2)
     """
+    seed = check_seed(seed, "seed")
     if not isinstance(basis, V.KLBasis):
         raise TypeError(f"basis: expected a memprior.velocity.KLBasis, got {type(basis).__name__}")
     n = check_int("n", n, low=1)
@@ -285,6 +287,7 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
 
 def make_training_set(basis: V.KLBasis, N: int, seed: int = 0) -> TrainingSet:
     """A seeded training set of ``N >= 2`` random-field models in KL space (z-scored)."""
+    seed = check_seed(seed, "seed")
     N = check_int("N", N, low=2)
     z, m = random_field_models(basis, N, seed)
     u, mu, s = zscore(z)
@@ -297,7 +300,8 @@ def complex_noise(shape, sigma_d: float, generator: torch.Generator | None = Non
 
     Real and imaginary parts are independent with variance ``sigma_d^2 / 2`` each.
     """
-    sigma_d = check_positive("sigma_d", sigma_d)
+    check_generator(generator)
+    sigma_d = check_positive("sigma_d", sigma_d, square=True)
     re = torch.randn(*shape, dtype=torch.float64, generator=generator)
     im = torch.randn(*shape, dtype=torch.float64, generator=generator)
     return (sigma_d / math.sqrt(2.0)) * torch.complex(re, im)
@@ -311,7 +315,7 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
     data (``gamma^2 = sigma_d^2 / 2``) by :func:`memprior.mixture.gaussian_logits`, the library's
     one Gaussian likelihood.  Returns a float64 Tensor of the batch shape.
     """
-    sigma_d = check_positive("sigma_d", sigma_d)
+    sigma_d = check_positive("sigma_d", sigma_d, square=True)
     dp = torch.as_tensor(d_pred)
     do = torch.as_tensor(d_obs)
     k = dp.dim() - do.dim()
@@ -346,7 +350,7 @@ def gamma_of(sigma_d: float) -> float:
 
     With it, ``||y - F||^2 / (2 gamma^2) = sum |d - F|^2 / sigma_d^2``.
     """
-    return check_positive("sigma_d", sigma_d) / math.sqrt(2.0)
+    return check_positive("sigma_d", sigma_d, square=True) / math.sqrt(2.0)
 
 
 def lookup_from_misfits(nll) -> torch.Tensor:
@@ -567,7 +571,8 @@ def commitment_curves(denoiser, trajectory: dict) -> torch.Tensor:
         raise TypeError("denoiser: expected a MemorizedDenoiser")
     if not isinstance(trajectory, dict) or not {"t", "x", "x0_hat"} <= set(trajectory):
         raise TypeError("trajectory: expected a dict with keys 't', 'x', 'x0_hat'")
-    target = torch.cdist(trajectory["x0_hat"][-1].to(torch.float64), denoiser.x_train).argmin(1)
+    target = torch.cdist(trajectory["x0_hat"][-1].to(torch.float64), denoiser.x_train,
+                         compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
     return torch.stack([denoiser.weights(x, int(t)).gather(1, target[:, None])[:, 0]
                         for t, x in zip(trajectory["t"], trajectory["x"])])
 

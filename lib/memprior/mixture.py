@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ._checks import as_points, as_train, check_int, check_positive
+from ._checks import as_points, as_train, check_generator, check_int, check_positive
 
 __all__ = ["GaussianMixturePrior", "pairwise_sq_dists", "gaussian_logits"]
 
@@ -109,7 +109,7 @@ class GaussianMixturePrior:
 
     def __init__(self, x_train, sigma: float):
         self.x_train = as_train(x_train)
-        self.sigma = check_positive("sigma", sigma)
+        self.sigma = check_positive("sigma", sigma, square=True)
         self.n, self.dim = self.x_train.shape
 
     def __repr__(self) -> str:
@@ -205,6 +205,7 @@ class GaussianMixturePrior:
         -------
         Tensor [n, d]
         """
+        check_generator(generator)
         n = check_int("n", n, low=0)
         idx = torch.randint(self.n, (n,), generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.x_train.dtype)

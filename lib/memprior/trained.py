@@ -53,7 +53,7 @@ import torch
 
 from . import diffusion
 from . import velocity as V
-from ._checks import as_tensor, check_int, check_nonneg, check_positive
+from ._checks import as_tensor, check_int, check_nonneg, check_positive, check_seed
 
 __all__ = [
     "DEFAULTS", "SIZES", "WIDTHS", "N_STEPS", "SAMPLERS", "TrainedPrior", "train_prior", "training_data",
@@ -227,6 +227,7 @@ class TrainedPrior:
         steps : int, optional
             Visit only ``steps`` evenly spaced levels (default all of them).
         """
+        seed = check_seed(seed, "seed")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: must be one of {SAMPLERS}, got {sampler!r}")
         run = diffusion.ddpm_sample if sampler == "ddpm" else diffusion.ddim_sample
@@ -282,6 +283,7 @@ def prior_key(x_train, settings: dict, seed: int, recipe: dict | None = None, de
     -------
     str (24 hexadecimal digits)
     """
+    seed = check_seed(seed, "seed")
     u = as_tensor("x_train", x_train, ndim=2)
     blob = dict(format=_FORMAT, data=_fingerprint(u), shape=list(u.shape), recipe=recipe or {},
                 settings={k: settings[k] for k in sorted(settings)}, seed=int(seed))
@@ -292,6 +294,7 @@ def prior_key(x_train, settings: dict, seed: int, recipe: dict | None = None, de
 
 def weights_file(directory, n_train: int, settings: dict, seed: int, key: str) -> Path:
     """Path of a prior's weight file in ``directory`` (a readable name, then the key)."""
+    seed = check_seed(seed, "seed")
     return Path(directory) / (f"prior-N{n_train}-{settings['hidden']}x{settings['depth']}-"
                               f"{settings['steps']}steps-seed{seed}-{key}.pt")
 
@@ -324,6 +327,7 @@ def weights_path(n_train: int, *, seed: int = 0, config=None, directory=None, de
     ``settings`` are the training settings of :func:`train_prior` (``hidden``, ``steps``, ...);
     ``directory`` defaults to the package folder.  Nothing is trained or loaded.
     """
+    seed = check_seed(seed, "seed")
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"settings: unknown training settings {sorted(unknown)}; accepted: {sorted(DEFAULTS)}")
@@ -371,6 +375,7 @@ def train_prior(n_train: int, *, seed: int = 0, config=None, hidden: int | None 
     TrainedPrior
         Kept in memory for the session: the same request returns the same object.
     """
+    seed = check_seed(seed, "seed")
     n_train, seed, cfg, st, dev, folder = _request(n_train, seed, config, dict(
         hidden=hidden, depth=depth, steps=steps, lr=lr, batch_size=batch_size, ema_decay=ema_decay, n_freq=n_freq),
         device, directory)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_seed
 from ..diffusion import Schedule
 
 __all__ = ["generator", "schedule_or_paper"]
@@ -10,6 +11,7 @@ __all__ = ["generator", "schedule_or_paper"]
 
 def generator(seed: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed``."""
+    seed = check_seed(seed, "seed")
     return torch.Generator().manual_seed(int(seed))
 
 

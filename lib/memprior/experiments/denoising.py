@@ -39,7 +39,7 @@ from .. import metrics
 from ..diffusion import MemorizedDenoiser, Schedule, commitment_step, ddim_sample, denoising_loss, train_denoiser
 from ..fwi import random_field_models, zscore
 from ..velocity import KLBasis
-from .._checks import check_int, check_positive
+from .._checks import check_int, check_positive, check_seed
 
 __all__ = ["paper_schedule", "Optimality", "optimality_check", "Landing", "landing_2d", "Frequencies",
            "frequency_test", "Commitment", "commitment_sweep", "MLPGap", "mlp_gap", "MemorizationSweep",
@@ -148,6 +148,8 @@ def optimality_check(*, n_train: int = 8, dim: int = 3, n_points: int = 4, steps
     -------
     Optimality
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
@@ -225,6 +227,7 @@ def landing_2d(*, n_train: int = 12, scale: float = 1.5, n_samples: int = 400, n
     -------
     Landing
     """
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     scale = check_positive("scale", scale)
@@ -234,7 +237,7 @@ def landing_2d(*, n_train: int = 12, scale: float = 1.5, n_samples: int = 400, n
     den = MemorizedDenoiser(x, sch)
     s, traj = ddim_sample(den, sch, n_samples, generator=generator(seed), return_trajectory=True)
     d1 = metrics.nearest(s, x).distance
-    sep = float((torch.cdist(x, x) + 1e9 * torch.eye(n_train)).min())
+    sep = float((torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(n_train)).min())
     paths = torch.cat([traj["x"][:, :n_paths], s[None, :n_paths]]).numpy()
     out = Landing(x_train=x.numpy(), samples=s.numpy(), paths=paths, max_d1=float(d1.max()), min_separation=sep)
     _readonly(out.x_train, out.samples, out.paths)
@@ -293,6 +296,8 @@ def frequency_test(*, n_train: int = 10, dim: int = 32, n_samples: int = 2000, i
     -------
     Frequencies
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
@@ -369,6 +374,8 @@ def commitment_sweep(*, dims=(2, 8, 32, 128), ns=(10, 100, 1000), n_paths: int =
     -------
     Commitment
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     dims = _ints("dims", dims, low=1)
     ns = _ints("ns", ns, low=2)
@@ -474,6 +481,10 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     -------
     MLPGap
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
+    mc_seed = check_seed(mc_seed, "mc_seed")
+    sample_seed = check_seed(sample_seed, "sample_seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
@@ -578,6 +589,10 @@ def memorization_sweep(*, ns=(5, 20, 80), dim: int = 2, snapshots=(300, 1000, 30
     -------
     MemorizationSweep
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    sample_seed = check_seed(sample_seed, "sample_seed")
     sch = schedule_or_paper(schedule)
     ns = _ints("ns", ns, low=2)
     dim = check_int("dim", dim, low=1)
@@ -658,6 +673,7 @@ def null_vs_dimension(*, dims=(1, 2, 4, 8, 16, 32, 64, 100), ns=(50, 1000), n_fr
     -------
     NullVsDimension
     """
+    seed = check_seed(seed, "seed")
     dims = _ints("dims", dims, low=1)
     ns = _ints("ns", ns, low=2)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
@@ -770,6 +786,8 @@ def null_kl(*, ns=(50, 200, 1000), n_fresh: int = 1000, grid: int = 32, K: int =
     -------
     NullKL
     """
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
     ns = _ints("ns", ns, low=3)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
     K = check_int("K", K, low=1)

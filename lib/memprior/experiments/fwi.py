@@ -50,7 +50,7 @@ import torch
 from .. import diffusion, guidance, metrics, posterior, wave
 from .. import trained
 from .. import velocity as V
-from .._checks import as_tensor, check_int, check_positive, progress
+from .._checks import as_tensor, check_int, check_positive, check_seed, progress
 from ..fwi import (FWIConfig, KLForward, Observation, TrainingSet, Truth, commitment_curves,
                    commitment_steps, complex_noise, complex_nll, gamma_of, lookup_from_misfits, random_field_models,
                    schedule_for, to_complex, to_real, zscore)
@@ -283,6 +283,7 @@ class FWIExperiment:
 
     def fresh_models(self, n: int, seed: int = 10_000) -> torch.Tensor:
         """Raw KL coefficients ``[n, d]`` of fresh random-field models (the null baseline's draws)."""
+        seed = check_seed(seed, "seed")
         seed = check_int("seed", seed, low=0)
         if seed == self.cfg.seed:
             raise ValueError(f"seed: must differ from the training pool's seed {self.cfg.seed}")
@@ -299,6 +300,7 @@ class FWIExperiment:
         ``"ood"``: an out-of-distribution random field (alpha = 2, tau = 3: rougher and longer-range
         than the training fields' alpha = 3, tau = 5), rescaled to 1.7-2.7 km/s.
         """
+        seed = check_seed(seed, "seed")
         c = self.cfg
         seed = check_int("seed", seed, low=0)
         if kind == "lens":
@@ -318,6 +320,7 @@ class FWIExperiment:
 
     def observation(self, kind: str = "lens", noise: float | None = None, seed: int = 1) -> Observation:
         """The noisy data of the named truth (:meth:`truth`), made once and kept (see :meth:`observe`)."""
+        seed = check_seed(seed, "seed")
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
         key = (kind, float(noise), check_int("seed", seed, low=0))
         if key not in self._obs:
@@ -330,6 +333,7 @@ class FWIExperiment:
 
         The same seed gives the same standard-normal draw at every noise level.
         """
+        seed = check_seed(seed, "seed")
         if not isinstance(truth, Truth):
             raise TypeError(f"truth: expected a Truth (from FWIExperiment.truth), got {type(truth).__name__}")
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
@@ -397,6 +401,7 @@ class FWIExperiment:
         Runs with the closed-form denoiser are kept: the same call, on the same data, returns the
         same :class:`SampleResult` without sampling again (so the chapter's sweeps share runs).
         """
+        seed = check_seed(seed, "seed")
         if method not in METHODS:
             raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
         if not isinstance(obs, Observation):
@@ -470,7 +475,7 @@ class FWIExperiment:
         :class:`LookupResult`), with Jacobians from multi-RHS solves.  Returns
         ``(LinearizedMixture, index [top])``.
         """
-        sigma = check_positive("sigma", sigma)
+        sigma = check_positive("sigma", sigma, square=True)
         N = check_int("N", N, low=2, high=self.n_max)
         top = min(16, N) if top is None else check_int("top", top, low=1, high=N)
         lk = self.lookup(N, obs)
@@ -523,6 +528,7 @@ class FWIExperiment:
         Meant for a reduced basis (e.g. ``K = 4``, ``d = 16``): see
         :func:`memprior.diffusion.train_denoiser` for the loss, EMA and caching.
         """
+        seed = check_seed(seed, "seed")
         t0 = time.perf_counter()
         net = diffusion.train_denoiser(self.training_set(N).u, self.schedule, steps=steps, hidden=hidden, depth=depth,
                              seed=seed, cache=cache, show_progress=self.show_progress)
@@ -538,6 +544,7 @@ def run_pipeline(exp: FWIExperiment, truth: str = "lens", sizes=None, methods=ME
     Used for the paper-scale run (``benchmarks/bench_fwi.py``).  Returns a dict with the
     per-N results and the wall time of each stage.
     """
+    seed = check_seed(seed, "seed")
     if not isinstance(exp, FWIExperiment):
         raise TypeError(f"exp: expected an FWIExperiment, got {type(exp).__name__}")
     sizes = exp.cfg.sizes if sizes is None else tuple(sizes)
@@ -978,6 +985,8 @@ def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", z
     n_prior : int
         Unconditional draws (>= 1).
     """
+    seed = check_seed(seed, "seed")
+    prior_seed = check_seed(prior_seed, "prior_seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     zeta, step_size = check_positive("zeta", zeta), check_positive("step_size", step_size)
@@ -1044,6 +1053,8 @@ def exact_check(exp: FWIExperiment, *, N: int = 50, truth: str = "lens", noise: 
 
     Batch ``b`` uses the seed ``seed + b`` (bounded memory); ``steps`` levels of the schedule.
     """
+    obs_seed = check_seed(obs_seed, "obs_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     noise = check_positive("noise", noise)
@@ -1152,11 +1163,12 @@ def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
     normalized-DPS run (step length ``step_size``, ``seed``) on the same training set is measured against
     the dominant component at ``sigma_min``.
     """
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     o = exp.observation(_check_truth(truth))
     sigma_min = float(exp.schedule.sigma(0))
-    sig = sorted({check_positive("sigmas", s) for s in sigmas} | {sigma_min})
+    sig = sorted({check_positive("sigmas", s, square=True) for s in sigmas} | {sigma_min})
     ts, lk = exp.training_set(N), exp.lookup(N, o)
     rank = _ranks(lk.nll)
     eh, eh0, shift, spread, dom, same = [], [], [], [], [], []
@@ -1238,6 +1250,8 @@ def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n
     The null draws ``n_fresh`` fresh random-field models (seed ``fresh_seed``) from the training
     distribution and scores them against the same training sets.
     """
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", N) for N in sizes)
     if not sizes:
@@ -1318,6 +1332,9 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
     null of ``n_fresh`` fresh models; ``dps_n`` normalized-DPS samples of each (``dps_steps`` levels).
     The networks' weights are cached on disk (:func:`memprior.diffusion.train_denoiser`).
     """
+    draw_seed = check_seed(draw_seed, "draw_seed")
+    train_seed = check_seed(train_seed, "train_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     K = check_int("K", K, low=1)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
@@ -1345,7 +1362,7 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
                 out["null_frac_q"].append(m["null_frac_q"])
                 out["null_frac_r"].append(m["null_frac_r"])
     u = e.training_set(min(sizes)).u
-    spacing = _median((torch.cdist(u, u) + 1e9 * torch.eye(u.shape[0], dtype=u.dtype)).min(1).values)
+    spacing = _median((torch.cdist(u, u, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(u.shape[0], dtype=u.dtype)).min(1).values)
     train_s = sum(v for k, v in e.timings.items() if k.startswith("train_mlp"))
     return MLPComparison(sizes=np.array(sizes), d=e.cfg.d, **{k: np.array(v) for k, v in out.items()},
                          spacing=spacing, train_seconds=float(train_s))
@@ -1378,6 +1395,7 @@ class StepLengths:
 def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", step_sizes=(0.02, 0.07), n: int = 4,
                  steps: int = 25, seed: int = 0) -> StepLengths:
     """Run the normalized variant with each step length of ``step_sizes`` (same seed, ``n`` samples, ``steps`` levels)."""
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     step_sizes = tuple(check_positive("step_sizes", e) for e in step_sizes)
@@ -1400,6 +1418,7 @@ def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 20
     other step lengths ``step_sizes`` at ``N`` (those of :func:`step_lengths`).  The noise is the
     configuration's.
     """
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", k) for k in sizes)
     N = _check_size(exp, "N", N)
@@ -1553,6 +1572,10 @@ def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_sample
     level : float in (0, 1)
         Probability of the intervals.
     """
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    seed = check_seed(seed, "seed")
+    train_seed = check_seed(train_seed, "train_seed")
+    boot_seed = check_seed(boot_seed, "boot_seed")
     exp = _check_exp(exp)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
     if not sizes:
@@ -1659,6 +1682,9 @@ def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=
     train_seed, hidden, depth, steps :
         Passed to :func:`memprior.trained.train_prior`.
     """
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    train_seed = check_seed(train_seed, "train_seed")
     exp = _check_exp(exp)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
     if not sizes:
@@ -1738,6 +1764,8 @@ def memorization_phase(exp: FWIExperiment, *, sizes=trained.SIZES, widths=traine
     ``steps`` and ``kw`` (``sampler``, ``init``, ``fresh_seed``, ``n_boot``, ``level``, ``boot_seed``, ``depth``) are
     passed on; the defaults are the shipped networks.
     """
+    seed = check_seed(seed, "seed")
+    train_seed = check_seed(train_seed, "train_seed")
     widths = tuple(check_int("widths", w, low=1) for w in widths)
     if not widths:
         raise ValueError("widths: need at least one network width")
@@ -1941,6 +1969,7 @@ def _dps_run(exp, prior, fwd, obs, n, steps, step_size, seed, n_snap, directory,
 def write_dps_runs(directory=None, *, sizes=(50, 200, 1000), n: int = 32, steps: int = 200,
                    step_size: float = 0.05, seed: int = 0, n_snap: int = 5) -> list:
     """Run and store the chapter's trained-prior DPS runs (default configuration, lens data); returns the paths."""
+    seed = check_seed(seed, "seed")
     exp = FWIExperiment(FWIConfig(), show_progress=False)
     o = exp.observation("lens")
     out = []
@@ -1990,6 +2019,9 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
         has a file there is loaded instead of sampled; ``python -m memprior.experiments.fwi
         --write-dps [DIR]`` writes the chapter's.
     """
+    seed = check_seed(seed, "seed")
+    boot_seed = check_seed(boot_seed, "boot_seed")
+    train_seed = check_seed(train_seed, "train_seed")
     exp = _check_exp(exp)
     sizes = tuple(_check_size(exp, "sizes", N) for N in sizes)
     if not sizes:
@@ -2038,7 +2070,7 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
         col["cf_spread"].append(float(_mean_std(_np(exp.velocities(N, cf.u)))))
         col["cf_misfit"].append(_median(cf.misfit_per_datum))
         uu = ts.u
-        col["spacing"].append(_median((torch.cdist(uu, uu) + 1e9 * torch.eye(N, dtype=uu.dtype)).min(1).values))
+        col["spacing"].append(_median((torch.cdist(uu, uu, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(N, dtype=uu.dtype)).min(1).values))
         col["lookup_best"].append(lk.best)
         col["lookup_misfit"].append(lk.misfit_per_datum)
         col["lookup_exp_H"].append(lk.exp_H)
