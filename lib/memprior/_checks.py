@@ -52,15 +52,15 @@ def check_positive(name: str, value, *, upper: float | None = None, square: bool
     values below :data:`SQUARE_MIN` (about 1.5e-154), whose square underflows in float64.
     """
     v = _scalar(name, value, "a positive real number")
-    low = SQUARE_MIN if square else 0.0
-    rng = f"({'0' if not square else f'{SQUARE_MIN:.3g}'}, {upper if upper is not None else 'inf'}" + \
-        ("]" if upper is not None else ")")
+    rng = f"(0, {upper}]" if upper is not None else "(0, inf)"
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: must be a finite number in {rng}, got {v!r}")
-    if square and v < low:
-        raise ValueError(f"{name}: {v!r} is so small that its square underflows in float64; must be in {rng}")
     if upper is not None and v > upper:
         raise ValueError(f"{name}: must be in {rng}, got {v!r}")
+    if square and v < SQUARE_MIN:
+        raise ValueError(f"{name}: must be in [{SQUARE_MIN:.3g}, {upper if upper is not None else 'inf'}"
+                         f"{']' if upper is not None else ')'}: {v!r} is so small that its square underflows in "
+                         "float64 (every Gaussian weight would be 0 or NaN)")
     return v
 
 

@@ -537,15 +537,22 @@ def main(argv=None) -> int:
                                              "missing).")
     ap.add_argument("--write", nargs="?", const="", metavar="DIR", required=True,
                     help="target folder (default: the package folder memprior/data/priors)")
-    ap.add_argument("--jobs", type=int, default=1, help="networks trained in parallel, one process each")
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="training-set sizes N")
-    ap.add_argument("--widths", type=int, nargs="*", default=list(WIDTHS), help="network widths")
-    for k in ("depth", "steps", "batch_size", "n_freq"):
-        ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None, help=f"default {DEFAULTS[k]}")
-    for k in ("lr", "ema_decay"):
-        ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None, help=f"default {DEFAULTS[k]}")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=_cli.positive_int, default=1, help="networks trained in parallel, one process each")
+    ap.add_argument("--sizes", type=_cli.positive_int, nargs="+", default=list(SIZES), help="training-set sizes N")
+    ap.add_argument("--widths", type=_cli.positive_int, nargs="*", default=list(WIDTHS), help="network widths")
+    for k in ("steps", "batch_size", "n_freq"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=_cli.positive_int, default=None, help=f"default {DEFAULTS[k]}")
+    ap.add_argument("--depth", type=_cli.nonneg_int, default=None, help=f"default {DEFAULTS['depth']}")
+    ap.add_argument("--lr", type=_cli.positive_float, default=None, help=f"default {DEFAULTS['lr']}")
+    ap.add_argument("--ema-decay", type=_cli.unit_float, default=None, help=f"default {DEFAULTS['ema_decay']}")
+    ap.add_argument("--seed", type=_cli.seed_int, default=0)
     a = ap.parse_args(argv)
+    if a.write:
+        _cli.check_output_dir(ap, "--write", a.write)
+    return _cli.run(ap, _main, a)
+
+
+def _main(a) -> int:
     extra = {k: getattr(a, k) for k in ("depth", "steps", "batch_size", "n_freq", "lr", "ema_decay")
              if getattr(a, k) is not None}
     specs = [dict(s, seed=a.seed, **extra) for s in shipped_specs(a.sizes, a.widths or [DEFAULTS["hidden"]])]
@@ -557,6 +564,8 @@ def main(argv=None) -> int:
           f"{a.write or weights_dir()}")
     return 0
 
+
+from . import _cli  # noqa: E402  (the command line only)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2356,8 +2356,14 @@ def protocol(exp: FWIExperiment, *, N: int = 200, step: float = 1e-6) -> Protoco
 
 if __name__ == "__main__":      # python -m memprior.experiments.fwi --write-dps [DIR]
     import argparse
-    ap = argparse.ArgumentParser(description="Write the shipped trained-prior DPS runs of chapter 7.")
+    import sys
+
+    from .. import _cli
+    ap = argparse.ArgumentParser(prog="python -m memprior.experiments.fwi",
+                                 description="Write the shipped trained-prior DPS runs of chapter 7.")
     ap.add_argument("--write-dps", nargs="?", const="", metavar="DIR", required=True)
     args = ap.parse_args()
+    if args.write_dps:
+        _cli.check_output_dir(ap, "--write-dps", args.write_dps)
     torch.set_num_threads(1)
-    write_dps_runs(args.write_dps or None)
+    sys.exit(_cli.run(ap, lambda: [write_dps_runs(args.write_dps or None), _cli.EXIT_OK][1]))
