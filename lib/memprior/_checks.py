@@ -222,7 +222,12 @@ def check_forward(forward) -> None:
 def apply_forward(forward, x: torch.Tensor, m: int, what: str = "x_train", *, dtype: torch.dtype | None = None,
                   finite: bool = True) -> torch.Tensor:
     """``forward(x)``, checked to be a real ``[B, m]`` tensor (autograd kept), cast to ``dtype`` (default x's)."""
-    return _forward_output(forward(x), x, m, what, dtype=dtype, finite=finite)
+    try:
+        out = forward(x)
+    except TypeError as exc:
+        raise TypeError(f"forward: calling it on {what} of shape {list(x.shape)} failed ({exc}); it must map a "
+                        "tensor [B, d] -> [B, m]") from exc
+    return _forward_output(out, x, m, what, dtype=dtype, finite=finite)
 
 
 def _forward_output(out, x: torch.Tensor, m: int | None, what: str, *, dtype=None, finite: bool = True):

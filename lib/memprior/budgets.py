@@ -15,7 +15,7 @@ its wall time and the peak resident memory of the kernel's process tree, weighs
 each built page in ``_build/html``, prints a markdown table and writes JSON.
 It exits with status 1 only on a *runaway*: a measurement above
 ``RUNAWAY_FACTOR`` (3) times its budget.  A notebook that fails to execute
-gives status 2, because its numbers mean nothing.  Staying between the budget
+gives status 3, because its numbers mean nothing (2 is a usage error).  Staying between the budget
 and three times the budget is reported (``over budget``) but does not fail.
 
 How the numbers are taken

@@ -576,10 +576,11 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
     ab = schedule.alpha_bar
     one = torch.ones((), dtype=ab.dtype)
     order = range(len(ts))
+    jump = 0.0  # how much the last guidance step inflated the iterate (to tell a step size from a denoiser)
     for i in (progress(order, desc=desc, total=len(ts)) if desc else order):
         t = ts[i]
         a_t, a_s = ab[t], (ab[ts[i + 1]] if i + 1 < len(ts) else one)
-        x0 = _checked_x0(guidance.denoise(denoiser, x, t), x, t)
+        x0 = _checked_x0(guidance.denoise(denoiser, x, t), x, t, guidance, jump)
         if callback is not None:
             callback(t, x, x0)
         if i + 1 == len(ts):
@@ -593,18 +594,28 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
             raise ValueError(f"guidance: .adjust must return the iterate's shape {list(x_s.shape)}, got "
                              f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__} at level t={t}")
         guard_finite(x, guidance.culprit, "the iterate after the guidance step", t, guidance.hint)
+        jump = float((x - x_s).detach().abs().max()) / (1.0 + float(x_s.detach().abs().max()))
     return x
 
 
-def _checked_x0(x0, x: torch.Tensor, t: int) -> torch.Tensor:
-    """The runtime guard on the clean estimate: a tensor of the iterate's shape, finite."""
+def _checked_x0(x0, x: torch.Tensor, t: int, guidance: Guidance, jump: float) -> torch.Tensor:
+    """The runtime guard on the clean estimate: a tensor of the iterate's shape, finite.
+
+    A non-finite estimate right after a guidance step that blew the iterate up (by more than a factor
+    1e6 of its size) is blamed on the guidance's step size, otherwise on the denoiser."""
     if not isinstance(x0, torch.Tensor):
         raise TypeError(f"denoiser: .denoise(x_t, t) must return a torch.Tensor, got {type(x0).__name__} at level t={t}")
     if x0.shape != x.shape:
         raise ValueError(f"denoiser: .denoise(x_t, t) must return shape {list(x.shape)} ([n, d], like x_t), got "
                          f"{list(x0.shape)} at level t={t}")
-    return guard_finite(x0, "denoiser", "the clean estimate .denoise(x_t, t)", t,
-                        "check the denoiser (a diverged network?) and its input")
+    if not torch.isfinite(x0).all():
+        big = float(x.detach().abs().max())
+        if jump > 1e6 and type(guidance) is not Guidance:
+            guard_finite(x0, guidance.culprit, f"the previous guidance step blew the iterate up to max |x_t| = "
+                         f"{big:.3g}, where the denoiser's clean estimate", t, guidance.hint)
+        guard_finite(x0, "denoiser", f"the clean estimate .denoise(x_t, t) on iterates with max |x_t| = {big:.3g}",
+                     t, "check the denoiser (a diverged network?)")
+    return x0
 
 
 def _callbacks(*fns):

@@ -373,9 +373,9 @@ class DPSGuidance(Guidance):
         xr = x_t.detach().requires_grad_(True)
         with torch.enable_grad():
             x0 = denoiser.denoise(xr.to(getattr(denoiser, "dtype", _F64)), t)
-            if not isinstance(x0, torch.Tensor) or x0.shape != x_t.shape:
-                return x0  # the sampling loop reports the wrong output
-            x0 = guard_finite(x0.to(_F64), "denoiser", "the clean estimate .denoise(x_t, t)", t)
+            if not isinstance(x0, torch.Tensor) or x0.shape != x_t.shape or not torch.isfinite(x0).all():
+                return x0  # the sampling loop reports a wrong or non-finite output, and who is to blame
+            x0 = x0.to(_F64)
             Fx = apply_forward(self.forward, x0, self.y.shape[0], "x0_hat", dtype=_F64, finite=False)
             guard_finite(Fx, "forward", "F(x0_hat), the forward map at the clean estimate", t,
                          "the forward map must be finite wherever the sampler goes")
@@ -893,9 +893,9 @@ def chi2_test(samples, x_train, weights, min_expected: float = 5.0):
             j = int(np.argmin(e))
             o[j] += o_small
             e[j] += e_small
+    if ((exp == 0) & (obs > 0)).any():
+        return math.inf, max(len(o) - 1, 1), 0.0  # samples where the target puts no mass: rejected outright
     if len(o) < 2:
         return 0.0, 0, 1.0
-    if any(ei == 0 and oi > 0 for oi, ei in zip(o, e)):
-        return math.inf, len(o) - 1, 0.0  # samples where the target puts no mass: rejected outright
     stat, p = stats.chisquare(np.asarray(o), np.asarray(e))
     return float(stat), len(o) - 1, float(p)
