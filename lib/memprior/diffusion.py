@@ -274,7 +274,7 @@ class MemorizedDenoiser:
         x = self._x(x_t).to(torch.float64)
         t = self.schedule.check_t(t)
         ab = self.schedule.alpha_bar[t]
-        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab)
+        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab, name="betas")
 
     def weights(self, x_t, t) -> torch.Tensor:
         """Posterior weights of the training points given ``x_t``, shape ``[B, N]`` (rows sum to 1)."""

@@ -327,7 +327,7 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
         return (torch.cat([z.real, z.imag], 1) if z.is_complex() else z).to(torch.float64)
 
     batch = dp.shape[:k]
-    nll = -gaussian_logits(stacked(do, 1), stacked(dp, math.prod(batch)), sigma_d ** 2 / 2)[0]
+    nll = -gaussian_logits(stacked(do, 1), stacked(dp, math.prod(batch)), sigma_d ** 2 / 2, name="sigma_d")[0]
     return nll.reshape(batch)
 
 

@@ -120,13 +120,13 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         Fx = apply_forward(forward, x, yt.shape[0], "x_train", dtype=_F64, finite=False)
     if not torch.isfinite(Fx).all():
         raise ValueError("forward: returned NaN or inf on x_train; F must be finite there")
-    return gaussian_logits(yt[None, :], Fx, gamma ** 2, normalized=True)[0]
+    return gaussian_logits(yt[None, :], Fx, gamma ** 2, normalized=True, name="gamma")[0]
 
 
 def _gauss_loglik(forward, x0: torch.Tensor, y: torch.Tensor, gamma: float, what: str) -> torch.Tensor:
     """``log N(y; F(x0), gamma^2 I)`` per row, differentiable in ``x0``."""
     Fx = apply_forward(forward, x0, y.shape[0], what, dtype=_F64, finite=False)
-    return gaussian_logits(y[None, :], Fx, gamma ** 2, normalized=True)[0]
+    return gaussian_logits(y[None, :], Fx, gamma ** 2, normalized=True, name="gamma")[0]
 
 
 # ============================================================================ exact (memorized prior)

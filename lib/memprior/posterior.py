@@ -30,7 +30,7 @@ import torch
 
 from ._checks import (apply_forward, as_data, as_points, as_tensor, as_train, check_forward, check_generator,
                       check_int, check_positive)
-from .mixture import gaussian_logits, pairwise_sq_dists
+from .mixture import pairwise_sq_dists, relative_logits
 
 __all__ = [
     "lookup_weights",
@@ -99,7 +99,7 @@ def lookup_weights(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
     """
     gamma = check_positive("gamma", gamma, square=True)
     x, yt, Fx = _prepare(forward, x_train, y)
-    return torch.softmax(gaussian_logits(yt[None, :], Fx, gamma ** 2)[0], dim=0)
+    return torch.softmax(relative_logits(yt[None, :], Fx, gamma ** 2)[0][0], dim=0)
 
 
 # ----------------------------------------------------------------------------- Jacobians
