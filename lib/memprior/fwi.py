@@ -133,6 +133,8 @@ class FWIConfig:
             raise ValueError(f"K: the {self.grid}x{self.grid} grid resolves at most {self.grid - 1} modes per "
                              f"direction, got K={self.K} (basis/grid mismatch)")
         check_positive("noise", self.noise)
+        if not isinstance(self.sizes, (tuple, list)):
+            raise TypeError(f"sizes: expected a tuple of training-set sizes N, got {type(self.sizes).__name__}")
         if len(self.sizes) < 1:
             raise ValueError("sizes: need at least one training-set size N")
         for N in self.sizes:
@@ -147,7 +149,9 @@ class FWIConfig:
         if self.dps_start not in ("noise", "background"):
             raise ValueError(f"dps_start: must be 'noise' or 'background', got {self.dps_start!r}")
         check_positive("lens_v0", self.lens_v0)
-        if not (isinstance(self.lens_dv, (int, float)) and -self.lens_v0 < self.lens_dv < math.inf):
+        if isinstance(self.lens_dv, bool) or not isinstance(self.lens_dv, (int, float)):
+            raise TypeError(f"lens_dv: expected a number in km/s, got {type(self.lens_dv).__name__}")
+        if not -self.lens_v0 < self.lens_dv < math.inf:
             raise ValueError(f"lens_dv: must be a number > -lens_v0 = {-self.lens_v0} km/s, got {self.lens_dv!r}")
         check_positive("nll_factor", self.nll_factor)
         if self.lens_width is not None:

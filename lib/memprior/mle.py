@@ -107,7 +107,7 @@ def _sigmas(sigmas) -> np.ndarray:
         raise ValueError("sigmas: every bandwidth must be a finite number in (0, inf)")
     if np.any(s < SQUARE_MIN):
         raise ValueError(f"sigmas: every bandwidth must be in ({SQUARE_MIN:.3g}, inf); a smaller one's square "
-                         f"underflows in float64 (got min {s.min()!r})")
+                         f"underflows in float64 (got min {float(s.min())!r})")
     return s
 
 

@@ -912,7 +912,7 @@ class ComponentsSweep:
 
     def sigma_index(self, sigma: float) -> int:
         """Index of the swept bandwidth nearest to ``sigma``."""
-        return int(np.argmin(np.abs(self.sigma - check_positive("sigma", sigma))), square=True)
+        return int(np.argmin(np.abs(self.sigma - check_positive("sigma", sigma))))
 
 
 def components_sweep(*, ns=(3, 5, 10, 20, 100), sigmas=tuple(np.geomspace(0.01, 5.0, 36)), gamma: float = 0.3,
