@@ -48,7 +48,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import _cli
+from ._cli import EXIT_FAILED, EXIT_OK, EXIT_RUNAWAY, check_output_file, positive_float, run as run_cli
 
 __all__ = [
     "WALL_BUDGET_S", "RSS_BUDGET_BYTES", "PAGE_BUDGET_BYTES", "RUNAWAY_FACTOR",
@@ -357,17 +357,17 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="write the results here (default: benchmarks/_out/budgets.json)")
     parser.add_argument("--no-run", action="store_true", help="weigh pages only; do not execute notebooks")
     parser.add_argument("--no-pages", action="store_true", help="run notebooks only; do not weigh pages")
-    parser.add_argument("--timeout", type=_cli.positive_float, default=600.0,
+    parser.add_argument("--timeout", type=positive_float, default=600.0,
                         help="seconds allowed per cell and per notebook (> 0)")
     args = parser.parse_args(argv)
-    return _cli.run(parser, _main, parser, args)
+    return run_cli(parser, _main, parser, args)
 
 
 def _main(parser: argparse.ArgumentParser, args) -> int:
     root = Path.cwd()  # run from the repository root; nothing is computed from where the package lives
     out = Path(args.json) if args.json else root / "benchmarks" / "_out" / "budgets.json"
     # every path is checked before any notebook runs
-    _cli.check_output_file(parser, "--json", out)
+    check_output_file(parser, "--json", out)
     if args.no_run and args.no_pages:
         parser.error("--no-run, --no-pages: together they leave nothing to measure")
     html = Path(args.html) if args.html else root / "_build" / "html"
@@ -410,8 +410,8 @@ def _main(parser: argparse.ArgumentParser, args) -> int:
     for name in failed:
         print(f"FAILED: {name} did not execute cleanly", file=sys.stderr)
     if runaways:
-        return _cli.EXIT_RUNAWAY
-    return _cli.EXIT_FAILED if failed else _cli.EXIT_OK
+        return EXIT_RUNAWAY
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

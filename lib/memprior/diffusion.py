@@ -274,7 +274,7 @@ class MemorizedDenoiser:
         x = self._x(x_t).to(torch.float64)
         t = self.schedule.check_t(t)
         ab = self.schedule.alpha_bar[t]
-        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab, name="betas")
+        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab, name="x_t")
 
     def weights(self, x_t, t) -> torch.Tensor:
         """Posterior weights of the training points given ``x_t``, shape ``[B, N]`` (rows sum to 1)."""
@@ -580,7 +580,15 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
     for i in (progress(order, desc=desc, total=len(ts)) if desc else order):
         t = ts[i]
         a_t, a_s = ab[t], (ab[ts[i + 1]] if i + 1 < len(ts) else one)
-        x0 = _checked_x0(guidance.denoise(denoiser, x, t), x, t, guidance, jump)
+        try:
+            x0 = guidance.denoise(denoiser, x, t)
+        except FloatingPointError as exc:
+            if jump > 1e6 and type(guidance) is not Guidance:
+                raise FloatingPointError(f"{guidance.culprit}: the previous guidance step blew the iterate up to "
+                                         f"max |x_t| = {float(x.detach().abs().max()):.3g}, where the denoiser failed "
+                                         f"at level t={t} ({exc}); {guidance.hint}") from exc
+            raise
+        x0 = _checked_x0(x0, x, t, guidance, jump)
         if callback is not None:
             callback(t, x, x0)
         if i + 1 == len(ts):
@@ -979,7 +987,6 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
     ema_decay = check_nonneg("ema_decay", ema_decay)
     if ema_decay >= 1:
         raise ValueError(f"ema_decay: must be in [0, 1), got {ema_decay}")
-    seed = check_int("seed", seed)
     log_every = check_int("log_every", log_every, low=1)
     if threads is not None:
         threads = check_int("threads", threads, low=1)

@@ -645,13 +645,14 @@ def write_command(outdir, source=None, *, quiet: bool = False, student: bool = F
     path or chapter, 3 if writing fails."""
     from ._cli import EXIT_FAILED, EXIT_USAGE
 
+    prog = f"python -m memprior.{'student' if student else 'edition'}"
     try:
         written = write_edition(outdir, source, student=student, verbose=not quiet)
     except (ValueError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{prog}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not quiet:
         print(f"wrote {len(written)} notebook(s) to {Path(outdir).resolve()}")

@@ -139,7 +139,7 @@ class FWIConfig:
             raise ValueError("sizes: need at least one training-set size N")
         for N in self.sizes:
             check_int("sizes", N, low=2)
-        check_int("seed", self.seed, low=0)
+        check_seed(self.seed, "seed")
         check_int("n_samples", self.n_samples, low=1)
         check_int("n_steps", self.n_steps, low=2)
         if check_int("order", self.order, low=2, high=4) not in (2, 4):
@@ -281,7 +281,7 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
     if not isinstance(basis, V.KLBasis):
         raise TypeError(f"basis: expected a memprior.velocity.KLBasis, got {type(basis).__name__}")
     n = check_int("n", n, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     g = torch.Generator().manual_seed(seed)
     f = V.grf(n, basis.nx, basis.nz, alpha=alpha, tau=tau, generator=g)
     m_full = V.v_to_m(V.rescale(f, vmin, vmax))

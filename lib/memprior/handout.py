@@ -268,14 +268,14 @@ def main(argv=None) -> int:
     parser.add_argument("--html", default="_build/html", help="the built book (default: _build/html)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-page lines")
     args = parser.parse_args(argv)
-    from . import _cli
+    from ._cli import check_output_file, run as run_cli
 
     if Path(args.out).suffix.lower() != ".pdf":
         parser.error(f"out: the handout is a .pdf file, got {args.out!r}")
-    _cli.check_output_file(parser, "out", args.out)
+    check_output_file(parser, "out", args.out)
     if not Path(args.html).is_dir():
         parser.error(f"--html: {args.html!r} is not a folder (build the book first: jupyter-book build .)")
-    return _cli.run(parser, _main, args)
+    return run_cli(parser, _main, args)
 
 
 def _main(args) -> int:

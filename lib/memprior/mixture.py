@@ -84,9 +84,9 @@ def gaussian_logits(x: torch.Tensor, centres: torch.Tensor, var, *, normalized: 
     """
     out = -pairwise_sq_dists(x, centres) / (2 * var)
     if out.shape[1] > 0 and torch.isneginf(out).all(dim=1).any():
-        raise FloatingPointError(f"{name}: so small that a point lies more than ~1e154 standard deviations from "
-                                 f"every centre and all its Gaussian weights underflow (variance {float(var):.3g}); "
-                                 f"use a larger {name}")
+        raise FloatingPointError(f"{name}: every Gaussian weight of a point underflows: it lies more than ~1e154 "
+                                 f"standard deviations (variance {float(var):.3g}) from every centre"
+                                 + (f"; use a larger {name}" if name in ("sigma", "gamma", "sigma_d") else ""))
     if normalized:
         d = x.shape[1]
         if isinstance(var, torch.Tensor):

@@ -518,7 +518,7 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
         raise TypeError(f"learn_weights: expected True or False, got {type(learn_weights).__name__}")
     xe = None if x_test is None else _points("x_test", x_test, dim=d).to(torch.float64)
     record_every = check_int("record_every", record_every, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
 
     centre = xt.mean(0)
     spread = float((xt - centre).pow(2).sum(1).mean().sqrt()) if n > 1 else 0.0

@@ -53,6 +53,8 @@ import torch
 
 from . import diffusion
 from . import velocity as V
+from ._cli import (check_output_dir, nonneg_int, positive_float, positive_int, run as run_cli, seed_int,
+                   unit_float)
 from ._checks import as_tensor, check_int, check_nonneg, check_positive, check_seed
 
 __all__ = [
@@ -231,7 +233,7 @@ class TrainedPrior:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: must be one of {SAMPLERS}, got {sampler!r}")
         run = diffusion.ddpm_sample if sampler == "ddpm" else diffusion.ddim_sample
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         with torch.no_grad():
             x = run(self.denoiser, self.schedule, check_int("n", n, low=1), generator=g, init=init, steps=steps)
         return x.to(torch.float64)
@@ -302,7 +304,7 @@ def weights_file(directory, n_train: int, settings: dict, seed: int, key: str) -
 def _request(n_train, seed, config, kw: dict, device, directory):
     """Checked arguments of a request: ``(n_train, seed, config, settings, device, folder)``."""
     n_train = check_int("n_train", n_train, low=2)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     cfg = _config(config)
     st = _settings(kw)
     try:
@@ -537,19 +539,19 @@ def main(argv=None) -> int:
                                              "missing).")
     ap.add_argument("--write", nargs="?", const="", metavar="DIR", required=True,
                     help="target folder (default: the package folder memprior/data/priors)")
-    ap.add_argument("--jobs", type=_cli.positive_int, default=1, help="networks trained in parallel, one process each")
-    ap.add_argument("--sizes", type=_cli.positive_int, nargs="+", default=list(SIZES), help="training-set sizes N")
-    ap.add_argument("--widths", type=_cli.positive_int, nargs="*", default=list(WIDTHS), help="network widths")
+    ap.add_argument("--jobs", type=positive_int, default=1, help="networks trained in parallel, one process each")
+    ap.add_argument("--sizes", type=positive_int, nargs="+", default=list(SIZES), help="training-set sizes N")
+    ap.add_argument("--widths", type=positive_int, nargs="*", default=list(WIDTHS), help="network widths")
     for k in ("steps", "batch_size", "n_freq"):
-        ap.add_argument(f"--{k.replace('_', '-')}", type=_cli.positive_int, default=None, help=f"default {DEFAULTS[k]}")
-    ap.add_argument("--depth", type=_cli.nonneg_int, default=None, help=f"default {DEFAULTS['depth']}")
-    ap.add_argument("--lr", type=_cli.positive_float, default=None, help=f"default {DEFAULTS['lr']}")
-    ap.add_argument("--ema-decay", type=_cli.unit_float, default=None, help=f"default {DEFAULTS['ema_decay']}")
-    ap.add_argument("--seed", type=_cli.seed_int, default=0)
+        ap.add_argument(f"--{k.replace('_', '-')}", type=positive_int, default=None, help=f"default {DEFAULTS[k]}")
+    ap.add_argument("--depth", type=nonneg_int, default=None, help=f"default {DEFAULTS['depth']}")
+    ap.add_argument("--lr", type=positive_float, default=None, help=f"default {DEFAULTS['lr']}")
+    ap.add_argument("--ema-decay", type=unit_float, default=None, help=f"default {DEFAULTS['ema_decay']}")
+    ap.add_argument("--seed", type=seed_int, default=0)
     a = ap.parse_args(argv)
     if a.write:
-        _cli.check_output_dir(ap, "--write", a.write)
-    return _cli.run(ap, _main, a)
+        check_output_dir(ap, "--write", a.write)
+    return run_cli(ap, _main, a)
 
 
 def _main(a) -> int:
@@ -564,8 +566,6 @@ def _main(a) -> int:
           f"{a.write or weights_dir()}")
     return 0
 
-
-from . import _cli  # noqa: E402  (the command line only)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -284,7 +284,7 @@ class FWIExperiment:
     def fresh_models(self, n: int, seed: int = 10_000) -> torch.Tensor:
         """Raw KL coefficients ``[n, d]`` of fresh random-field models (the null baseline's draws)."""
         seed = check_seed(seed, "seed")
-        seed = check_int("seed", seed, low=0)
+        seed = check_seed(seed, "seed")
         if seed == self.cfg.seed:
             raise ValueError(f"seed: must differ from the training pool's seed {self.cfg.seed}")
         return random_field_models(self.basis, n, seed)[0]
@@ -302,7 +302,7 @@ class FWIExperiment:
         """
         seed = check_seed(seed, "seed")
         c = self.cfg
-        seed = check_int("seed", seed, low=0)
+        seed = check_seed(seed, "seed")
         if kind == "lens":
             v = V.gaussian_lens(c.grid, c.grid, c.dx, v0=c.lens_v0, dv=c.lens_dv, width=c.lens_width)
         elif kind == "prior":
@@ -322,7 +322,7 @@ class FWIExperiment:
         """The noisy data of the named truth (:meth:`truth`), made once and kept (see :meth:`observe`)."""
         seed = check_seed(seed, "seed")
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
-        key = (kind, float(noise), check_int("seed", seed, low=0))
+        key = (kind, float(noise), check_seed(seed, "seed"))
         if key not in self._obs:
             self._obs[key] = self.observe(self.truth(kind), noise=noise, seed=seed)
         return self._obs[key]
@@ -339,7 +339,7 @@ class FWIExperiment:
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
         d = torch.as_tensor(self.solver.forward(truth.m, self.cfg.freq, self.acq))
         sigma_d = noise * float(d.abs().max() if self.cfg.noise_ref == "max" else d.abs().pow(2).mean().sqrt())
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         e = complex_noise(d.shape, 1.0, g) * sigma_d
         d_obs = d + e
         return Observation(truth=truth, d_clean=d, d_obs=d_obs, noise=noise, sigma_d=sigma_d,
@@ -421,7 +421,7 @@ class FWIExperiment:
         closed = self.denoiser(N)
         den = closed if denoiser is None else denoiser
         rec = diffusion.TrajectoryRecorder()
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         calls0 = fwd.n_calls
         lu0 = self.solver.n_factorizations
         t0 = time.perf_counter()
@@ -997,7 +997,7 @@ def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", z
     lk = exp.lookup(N, o)
     rank = _ranks(lk.nll)
     ts = exp.training_set(N)
-    g = torch.Generator().manual_seed(check_int("prior_seed", prior_seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(prior_seed, "prior_seed"))
     prior = diffusion.ddim_sample(exp.denoiser(N), exp.schedule, n_prior, generator=g)
     prior_idx = metrics.nearest(prior, ts.u).index
     dps, normalized, exact = (_summarize(exp, r, rank, lk.best) for r in runs)
@@ -1059,8 +1059,8 @@ def exact_check(exp: FWIExperiment, *, N: int = 50, truth: str = "lens", noise: 
     N = _check_size(exp, "N", N)
     noise = check_positive("noise", noise)
     n_batches, batch = check_int("n_batches", n_batches, low=1), check_int("batch", batch, low=1)
-    seed = check_int("seed", seed, low=0)
-    o = exp.observation(_check_truth(truth), noise=noise, seed=check_int("obs_seed", obs_seed, low=0))
+    seed = check_seed(seed, "seed")
+    o = exp.observation(_check_truth(truth), noise=noise, seed=check_seed(obs_seed, "obs_seed"))
     lk = exp.lookup(N, o)
     hits = torch.cat([exp.sample("exact", N, o, n=batch, seed=seed + b, steps=steps).nearest for b in range(n_batches)])
     freq = torch.bincount(hits, minlength=N).double() / hits.numel()
@@ -1349,7 +1349,7 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
         net = e.train_mlp(N, steps=train_steps, hidden=hidden, depth=depth, seed=train_seed)
         ts = e.training_set(N)
         for key, den in (("mlp", net), ("cf", e.denoiser(N))):
-            g = torch.Generator().manual_seed(check_int("draw_seed", draw_seed, low=0))
+            g = torch.Generator().manual_seed(check_seed(draw_seed, "draw_seed"))
             x = diffusion.ddim_sample(den, e.schedule, n_draws, generator=g).double()
             m = e.memorization(ts.to_z(x), N, fresh)
             out[f"{key}_frac_q"].append(m["frac_q"])
@@ -1590,7 +1590,7 @@ def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_sample
     level = check_positive("level", level, upper=1.0)
     if level >= 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
-    boot_seed = check_int("boot_seed", boot_seed, low=0)
+    boot_seed = check_seed(boot_seed, "boot_seed")
     fresh = exp.fresh_models(n_fresh, seed=fresh_seed)
     col = {k: [] for k in MemorizationTransition._FIELDS}
     per = {k: [] for k in ("q", "r", "null_q", "null_r", "samples")}
@@ -1696,7 +1696,7 @@ def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=
     if not ts:
         raise ValueError("levels: need at least one diffusion level")
     fresh = exp.fresh_models(n, seed=fresh_seed)
-    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(seed, "seed"))
     eps = torch.randn((n, exp.cfg.d), generator=g, dtype=torch.float64)
     pick = torch.randint(1 << 30, (n,), generator=g)
     out = {k: np.zeros((len(sizes), len(ts))) for k in ("rmse_train", "rmse_fresh", "weight_train", "weight_fresh")}
@@ -1949,7 +1949,7 @@ def _dps_run(exp, prior, fwd, obs, n, steps, step_size, seed, n_snap, directory,
         with np.load(path) as f:
             return dict(u=torch.from_numpy(f["u"]), snap_x0=torch.from_numpy(f["snap_x0"]),
                         snap_levels=torch.from_numpy(f["snap_levels"]), seconds=float(f["seconds"]))
-    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(seed, "seed"))
     x_T = torch.randn((n, exp.cfg.d), generator=g, dtype=torch.float64)
     rec = diffusion.TrajectoryRecorder()
     t0 = time.perf_counter()
@@ -2032,7 +2032,7 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
     k = check_int("k", k, low=1, high=n)
     n_snap = check_int("n_snap", n_snap, low=2, high=steps)
     n_boot, level = check_int("n_boot", n_boot, low=10), _check_level(level)
-    boot_seed = check_int("boot_seed", boot_seed, low=0)
+    boot_seed = check_seed(boot_seed, "boot_seed")
     o = exp.observation(_check_truth(truth))
     per = {key: [] for key in ("nearest", "rank", "nearest_dist", "q", "misfit_per_datum", "v", "nearest_v",
                                "snapshots", "coef_samples", "coef_train")}
@@ -2358,12 +2358,12 @@ if __name__ == "__main__":      # python -m memprior.experiments.fwi --write-dps
     import argparse
     import sys
 
-    from .. import _cli
+    from .._cli import EXIT_OK, check_output_dir, run as run_cli
     ap = argparse.ArgumentParser(prog="python -m memprior.experiments.fwi",
                                  description="Write the shipped trained-prior DPS runs of chapter 7.")
     ap.add_argument("--write-dps", nargs="?", const="", metavar="DIR", required=True)
     args = ap.parse_args()
     if args.write_dps:
-        _cli.check_output_dir(ap, "--write-dps", args.write_dps)
+        check_output_dir(ap, "--write-dps", args.write_dps)
     torch.set_num_threads(1)
-    sys.exit(_cli.run(ap, lambda: [write_dps_runs(args.write_dps or None), _cli.EXIT_OK][1]))
+    sys.exit(run_cli(ap, lambda: [write_dps_runs(args.write_dps or None), EXIT_OK][1]))

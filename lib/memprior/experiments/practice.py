@@ -170,7 +170,7 @@ def toy_problem(*, n_small: int = 8, n_large: int = 512, n_fresh: int = 2000, n_
     if isinstance(y, bool) or not isinstance(y, (int, float, np.integer, np.floating)) or not math.isfinite(y):
         raise ValueError(f"y: must be a finite real number, got {y!r}")
     y = float(y)
-    seed = check_int("seed", seed)
+    seed = _seed(seed, "seed")
     g = generator(seed)
     d = _D
     x_small, x_large, fresh, held_out = (torch.randn(n, d, generator=g, dtype=_F64)

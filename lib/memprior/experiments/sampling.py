@@ -137,7 +137,7 @@ def _n_samples(n_samples, names) -> dict[str, int]:
 
 
 def _common(seed, n_boot):
-    return check_int("seed", seed, low=0), check_int("n_boot", n_boot, low=2)
+    return check_seed(seed, "seed"), check_int("n_boot", n_boot, low=2)
 
 
 # ----------------------------------------------------------------------------- results
@@ -506,7 +506,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
     x_max = check_positive("x_max", x_max)
     n_grid = check_int("n_grid", n_grid, low=2)
     n_mc = check_int("n_mc", n_mc, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     args = (p.x_train, p.forward, p.y, p.gamma, sched)
     x_grid = torch.linspace(-x_max, x_max, n_grid, dtype=_F64)[:, None]
     exact, dps = zip(*(guidance.noisy_likelihoods(*args, x_grid, t) for t in lv))

@@ -86,7 +86,7 @@ def _noisy(d: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.nd
 
 
 def _seed(seed) -> int:
-    return check_int("seed", seed, low=0)
+    return check_seed(seed, "seed")
 
 
 # ------------------------------------------------------------------------------ solver properties
