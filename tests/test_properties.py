@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from memprior import diffusion, guidance, metrics, mixture, mle, posterior
-from memprior._checks import SQUARE_MIN
+from memprior._checks import SQUARE_MAX, SQUARE_MIN
 
 F64 = torch.float64
 # the library's own messages start with "name: " or "name[k]: " (a parameter, or several "p, q: ")
@@ -70,7 +70,7 @@ def test_mixture_prior_rejects_or_accepts_every_sigma(x, sigma):
     except (TypeError, ValueError) as exc:
         assert str(exc).startswith("sigma: "), exc
         return
-    assert math.isfinite(prior.sigma) and prior.sigma >= SQUARE_MIN
+    assert SQUARE_MIN <= prior.sigma <= SQUARE_MAX
     assert torch.isfinite(prior.responsibilities(x)).all()
 
 

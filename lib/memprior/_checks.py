@@ -17,7 +17,7 @@ __all__ = [
     "check_positive", "check_nonneg", "check_real", "check_int", "check_finite", "as_tensor",
     "check_shape", "as_train", "as_points", "as_data", "check_forward", "apply_forward", "probe_forward",
     "check_generator", "check_seed", "check_bool", "check_choice", "check_weights", "check_log_weights",
-    "guard_finite", "check_diverged", "SEED_MAX", "SQUARE_MIN",
+    "guard_finite", "check_diverged", "SEED_MAX", "SQUARE_MIN", "SQUARE_MAX",
     "progress", "in_book_build",
 ]
 
@@ -26,6 +26,8 @@ SEED_MAX = 2 ** 63 - 1
 #: Smallest positive scale whose square is a normal float64 (about 1.5e-154): below it ``sigma**2``
 #: underflows (to a subnormal or to 0) and every Gaussian log-weight becomes -inf or NaN.
 SQUARE_MIN = math.sqrt(np.finfo(np.float64).tiny)
+#: Largest scale whose square is finite in float64 (about 1.3e154).
+SQUARE_MAX = math.sqrt(np.finfo(np.float64).max)
 
 _REAL = (int, float, np.floating, np.integer)
 
@@ -49,7 +51,8 @@ def check_positive(name: str, value, *, upper: float | None = None, square: bool
     """Return ``float(value)``; raise unless it is a finite number > 0 (and <= upper).
 
     ``square=True`` (for a standard deviation or a bandwidth that the caller squares) also rejects
-    values below :data:`SQUARE_MIN` (about 1.5e-154), whose square underflows in float64.
+    values below :data:`SQUARE_MIN` (about 1.5e-154), whose square underflows in float64, and above
+    :data:`SQUARE_MAX` (about 1.3e154), whose square overflows.
     """
     v = _scalar(name, value, "a positive real number")
     rng = f"(0, {upper}]" if upper is not None else "(0, inf)"
@@ -61,6 +64,9 @@ def check_positive(name: str, value, *, upper: float | None = None, square: bool
         raise ValueError(f"{name}: must be in [{SQUARE_MIN:.3g}, {upper if upper is not None else 'inf'}"
                          f"{']' if upper is not None else ')'}: {v!r} is so small that its square underflows in "
                          "float64 (every Gaussian weight would be 0 or NaN)")
+    if square and v > SQUARE_MAX:
+        raise ValueError(f"{name}: must be in [{SQUARE_MIN:.3g}, {SQUARE_MAX:.3g}]: {v!r} is so large that its square "
+                         "overflows in float64")
     return v
 
 

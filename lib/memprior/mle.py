@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._checks import SQUARE_MIN, as_tensor, check_diverged, check_int, check_log_weights, check_positive, check_seed
+from ._checks import (SQUARE_MAX, SQUARE_MIN, as_tensor, check_diverged, check_int, check_log_weights, check_positive,
+                      check_seed)
 
 __all__ = [
     "REFERENCE_CENTERS",
@@ -105,9 +106,9 @@ def _sigmas(sigmas) -> np.ndarray:
         raise ValueError("sigmas: need at least one bandwidth (got an empty array)")
     if not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ValueError("sigmas: every bandwidth must be a finite number in (0, inf)")
-    if np.any(s < SQUARE_MIN):
-        raise ValueError(f"sigmas: every bandwidth must be in ({SQUARE_MIN:.3g}, inf); a smaller one's square "
-                         f"underflows in float64 (got min {float(s.min())!r})")
+    if np.any(s < SQUARE_MIN) or np.any(s > SQUARE_MAX):
+        raise ValueError(f"sigmas: every bandwidth must be in [{SQUARE_MIN:.3g}, {SQUARE_MAX:.3g}]; outside, its square "
+                         f"underflows or overflows in float64 (got min {float(s.min())!r}, max {float(s.max())!r})")
     return s
 
 
