@@ -277,7 +277,6 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
     -------
     (z [n, d] raw coefficients, m [n, nx, nz] their reconstructions in s^2/km^2)
     """
-    seed = check_seed(seed, "seed")
     if not isinstance(basis, V.KLBasis):
         raise TypeError(f"basis: expected a memprior.velocity.KLBasis, got {type(basis).__name__}")
     n = check_int("n", n, low=1)
