@@ -577,6 +577,7 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
     one = torch.ones((), dtype=ab.dtype)
     order = range(len(ts))
     jump = 0.0  # how much the last guidance step inflated the iterate (to tell a step size from a denoiser)
+    guided = type(guidance) is not Guidance
     for i in (progress(order, desc=desc, total=len(ts)) if desc else order):
         t = ts[i]
         a_t, a_s = ab[t], (ab[ts[i + 1]] if i + 1 < len(ts) else one)
@@ -602,7 +603,8 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
             raise ValueError(f"guidance: .adjust must return the iterate's shape {list(x_s.shape)}, got "
                              f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__} at level t={t}")
         guard_finite(x, guidance.culprit, "the iterate after the guidance step", t, guidance.hint)
-        jump = float((x - x_s).detach().abs().max()) / (1.0 + float(x_s.detach().abs().max()))
+        if guided:
+            jump = float((x - x_s).detach().abs().max()) / (1.0 + float(x_s.detach().abs().max()))
     return x
 
 
