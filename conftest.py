@@ -15,6 +15,14 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MEMPRIOR_QUIET", "1")
+
+# Property-based tests (tests/test_properties.py): derandomized, so every run tries the same examples and a
+# failure reproduces exactly; no example database is written; no per-example deadline (CI machines vary).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("memprior", derandomize=True, database=None, deadline=None, max_examples=40,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("memprior")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 ROOT = Path(__file__).resolve().parent

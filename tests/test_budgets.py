@@ -156,7 +156,7 @@ def test_main_runaway_page_fails(html, tmp_path):
     (budgets.NotebookRun("a.ipynb", 100.0, int(2e9), True), 0),           # over budget, not a runaway
     (budgets.NotebookRun("a.ipynb", 271.0, int(1e8), True), 1),           # wall-time runaway
     (budgets.NotebookRun("a.ipynb", 10.0, int(4.6e9), True), 1),          # memory runaway
-    (budgets.NotebookRun("a.ipynb", 1.0, int(1e8), False, "CellExecutionError: x"), 2),
+    (budgets.NotebookRun("a.ipynb", 1.0, int(1e8), False, "CellExecutionError: x"), 3),  # failed, not usage
 ])
 def test_main_exit_codes_for_notebooks(tmp_path, monkeypatch, capsys, run, code):
     nb = _notebook(tmp_path / "a.ipynb", "1")

@@ -14,38 +14,118 @@ import numpy as np
 import torch
 
 __all__ = [
-    "check_positive", "check_nonneg", "check_int", "check_finite", "as_tensor",
-    "check_shape", "as_train", "as_points", "as_data", "check_forward", "apply_forward", "progress", "in_book_build",
+    "check_positive", "check_nonneg", "check_real", "check_int", "check_finite", "as_tensor",
+    "check_shape", "as_train", "as_points", "as_data", "check_forward", "apply_forward", "probe_forward",
+    "check_generator", "check_seed", "check_bool", "check_choice", "check_weights", "check_log_weights",
+    "guard_finite", "check_diverged", "SEED_MAX", "SQUARE_MIN", "SQUARE_MAX",
+    "progress", "in_book_build",
 ]
 
+#: Largest accepted seed: torch generators and numpy take 64-bit seeds, and ``seed + k`` offsets must not wrap.
+SEED_MAX = 2 ** 63 - 1
+#: Smallest positive scale whose square is a normal float64 (about 1.5e-154): below it ``sigma**2``
+#: underflows (to a subnormal or to 0) and every Gaussian log-weight becomes -inf or NaN.
+SQUARE_MIN = math.sqrt(np.finfo(np.float64).tiny)
+#: Largest scale whose square is finite in float64 (about 1.3e154).
+SQUARE_MAX = math.sqrt(np.finfo(np.float64).max)
 
-def check_positive(name: str, value, *, upper: float | None = None) -> float:
-    """Return ``float(value)``; raise unless it is a finite number > 0 (and <= upper)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) and not (
-        isinstance(value, torch.Tensor) and value.numel() == 1
-    ):
-        raise TypeError(f"{name}: expected a positive real number, got {type(value).__name__}")
-    v = float(value)
+_REAL = (int, float, np.floating, np.integer)
+
+
+def _scalar(name: str, value, what: str) -> float:
+    """``float(value)`` for a real scalar (Python, numpy or a one-element real tensor); TypeError otherwise."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name}: expected {what} (a real scalar), got a {value.dtype} tensor of shape "
+                            f"{list(value.shape)}")
+        return float(value.detach())
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, _REAL):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}"
+                        + (f" {value!r} (convert strings with float() first)" if isinstance(value, str) else ""))
+    return float(value)
+
+
+def check_positive(name: str, value, *, upper: float | None = None, square: bool = False) -> float:
+    """Return ``float(value)``; raise unless it is a finite number > 0 (and <= upper).
+
+    ``square=True`` (for a standard deviation or a bandwidth that the caller squares) also rejects
+    values below :data:`SQUARE_MIN` (about 1.5e-154), whose square underflows in float64, and above
+    :data:`SQUARE_MAX` (about 1.3e154), whose square overflows.
+    """
+    v = _scalar(name, value, "a positive real number")
+    rng = f"(0, {upper}]" if upper is not None else "(0, inf)"
     if not math.isfinite(v) or v <= 0:
-        rng = f"(0, {upper}]" if upper is not None else "(0, inf)"
         raise ValueError(f"{name}: must be a finite number in {rng}, got {v!r}")
     if upper is not None and v > upper:
-        raise ValueError(f"{name}: must be in (0, {upper}], got {v!r}")
+        raise ValueError(f"{name}: must be in {rng}, got {v!r}")
+    if square and v < SQUARE_MIN:
+        raise ValueError(f"{name}: must be in [{SQUARE_MIN:.3g}, {upper if upper is not None else 'inf'}"
+                         f"{']' if upper is not None else ')'}: {v!r} is so small that its square underflows in "
+                         "float64 (every Gaussian weight would be 0 or NaN)")
+    if square and v > SQUARE_MAX:
+        raise ValueError(f"{name}: must be in [{SQUARE_MIN:.3g}, {SQUARE_MAX:.3g}]: {v!r} is so large that its square "
+                         "overflows in float64")
     return v
 
 
 def check_nonneg(name: str, value) -> float:
     """Return ``float(value)``; raise unless it is a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}: expected a non-negative real number, got {type(value).__name__}")
-    v = float(value)
+    v = _scalar(name, value, "a non-negative real number")
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name}: must be a finite number in [0, inf), got {v!r}")
     return v
 
 
+def check_real(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
+    """Return ``float(value)``; raise unless it is a finite real number in ``[low, high]``."""
+    v = _scalar(name, value, "a real number")
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    if not math.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{name}: must be a finite number in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value``; raise ``TypeError`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Return ``value``; raise ``ValueError`` unless it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def check_generator(generator, name: str = "generator") -> torch.Generator | None:
+    """Return ``generator``; raise ``TypeError`` unless it is ``None`` or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        hint = (f"; to seed, pass torch.Generator().manual_seed({generator})"
+                if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) else "")
+        raise TypeError(f"{name}: expected a torch.Generator or None, got {type(generator).__name__}{hint}")
+    return generator
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``int(seed)``; raise unless it is an integer in ``[0, 2**63 - 1]``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer in [0, 2**63 - 1], got {type(seed).__name__}")
+    v = int(seed)
+    if not 0 <= v <= SEED_MAX:
+        raise ValueError(f"{name}: must be an integer in [0, 2**63 - 1], got {v}")
+    return v
+
+
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``int(value)``; raise unless it is an integer in [low, high]."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point() \
+            and not value.is_complex() and value.dtype != torch.bool:
+        value = int(value.item())
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     v = int(value)
@@ -73,14 +153,24 @@ def as_tensor(name: str, x, *, ndim: int | None = None, dtype: torch.dtype | Non
         t = x
     else:
         try:
-            t = torch.as_tensor(np.asarray(x))
-        except Exception as exc:  # noqa: BLE001
-            raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
+            arr = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001  (ragged nested lists and the like)
+            raise TypeError(f"{name}: expected an array or tensor of real numbers, got {type(x).__name__}") from exc
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"{name}: expected an array or tensor of real numbers, got {type(x).__name__} "
+                            f"of numpy dtype {arr.dtype}")
+        t = torch.as_tensor(arr)
+    if t.is_complex():
+        raise TypeError(f"{name}: expected a real array, got complex dtype {t.dtype} "
+                        "(stack real and imaginary parts as separate real entries)")
+    if t.dtype == torch.bool:
+        raise TypeError(f"{name}: expected a real array, got dtype torch.bool")
     if dtype is not None:
         t = t.to(dtype)
+    elif t.dtype in (torch.float16, torch.bfloat16):
+        # half precision cannot hold the library's log-weights: computed in float32
+        t = t.to(torch.float32)
     elif not t.is_floating_point():
-        if t.is_complex():
-            raise TypeError(f"{name}: expected a real array, got complex dtype {t.dtype}")
         t = t.to(torch.float64)
     if ndim is not None and t.dim() != ndim:
         raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {tuple(t.shape)}")
@@ -138,10 +228,23 @@ def check_forward(forward) -> None:
 def apply_forward(forward, x: torch.Tensor, m: int, what: str = "x_train", *, dtype: torch.dtype | None = None,
                   finite: bool = True) -> torch.Tensor:
     """``forward(x)``, checked to be a real ``[B, m]`` tensor (autograd kept), cast to ``dtype`` (default x's)."""
-    out = forward(x)
+    try:
+        out = forward(x)
+    except TypeError as exc:
+        raise TypeError(f"forward: calling it on {what} of shape {list(x.shape)} failed ({exc}); it must map a "
+                        "tensor [B, d] -> [B, m]") from exc
+    return _forward_output(out, x, m, what, dtype=dtype, finite=finite)
+
+
+def _forward_output(out, x: torch.Tensor, m: int | None, what: str, *, dtype=None, finite: bool = True):
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"forward: must return a torch.Tensor of shape [B, m], got {type(out).__name__}")
-    if out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != m:
+    if m is None and out.dim() == 2:
+        m = out.shape[1]
+    if m is None or out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != m:
+        if m is None:
+            raise ValueError(f"forward: must map [B, d] -> [B, m]; on {what} of shape {list(x.shape)} it returned "
+                             f"shape {list(out.shape)}")
         raise ValueError(f"forward: must map [B, d] -> [B, m] with m = len(y) = {m}; on {what} of shape "
                          f"{list(x.shape)} it returned shape {list(out.shape)}")
     if out.is_complex():
@@ -150,6 +253,92 @@ def apply_forward(forward, x: torch.Tensor, m: int, what: str = "x_train", *, dt
     if finite and not torch.isfinite(out).all():
         raise ValueError(f"forward: returned NaN or inf on {what}; F must be finite there")
     return out
+
+
+def probe_forward(forward, x: torch.Tensor, m: int | None = None, *, differentiable: bool = False,
+                  what: str = "x_train") -> int:
+    """Call ``forward`` once on (at most two rows of) ``x`` and check it; return ``m``, its output width.
+
+    Checks that the output is a real ``[B, m]`` tensor of finite values and, with ``differentiable=True``,
+    that torch autograd can differentiate it with a finite gradient (the DPS and SMC samplers need that).
+    Raises ``TypeError`` / ``ValueError`` naming ``forward``.
+    """
+    check_forward(forward)
+    xb = x[:2].detach().clone()
+    if differentiable:
+        xb.requires_grad_(True)
+    with torch.enable_grad() if differentiable else torch.no_grad():
+        try:
+            out = forward(xb)
+        except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise TypeError(f"forward: calling it on {what} rows of shape {list(xb.shape)} failed "
+                            f"({type(exc).__name__}: {exc}); it must map a tensor [B, d] -> [B, m]") from exc
+        out = _forward_output(out, xb, m, what, dtype=torch.float64)
+        m = out.shape[1]
+        if differentiable:
+            if not out.requires_grad:
+                raise TypeError("forward: torch autograd cannot differentiate it (its output does not depend on "
+                                "the input through torch operations; numpy or .detach() inside?); the DPS and "
+                                "SMC samplers need a differentiable forward map")
+            (g,) = torch.autograd.grad(out.sum(), xb, allow_unused=True)
+            if g is None:
+                raise TypeError("forward: its output does not depend on the input through torch autograd; the DPS "
+                                "and SMC samplers need a differentiable forward map")
+            if not torch.isfinite(g).all():
+                raise ValueError(f"forward: its gradient is NaN or inf on {what}; it must be finite")
+    return int(m)
+
+
+def check_weights(name: str, w, n: int | None = None, *, tol: float = 1e-6) -> torch.Tensor:
+    """Probability weights ``[N]``: finite, non-negative, summing to 1 (within ``tol``); float64."""
+    t = as_tensor(name, w, ndim=1).to(torch.float64)
+    if n is not None:
+        check_shape(name, t, (n,))
+    if t.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D tensor of probabilities")
+    if (t < 0).any():
+        raise ValueError(f"{name}: entries must be in [0, 1] (non-negative), got min {float(t.min()):.3g}")
+    s = float(t.sum())
+    if abs(s - 1.0) > tol:
+        raise ValueError(f"{name}: must sum to 1 (within {tol:g}), got sum {s:.6g}; normalize with w / w.sum()")
+    return t
+
+
+def check_log_weights(name: str, lw, n: int | None = None, *, normalized: bool = False,
+                      tol: float | None = None) -> torch.Tensor:
+    """Log-weights ``[N]``: no NaN, no +inf, at least one finite entry; ``normalized`` also needs
+    ``logsumexp == 0`` (within ``tol``, default 1e-6 in float64 and 1e-4 in lower precision)."""
+    t = as_tensor(name, lw, ndim=1, finite=False)
+    if n is not None:
+        check_shape(name, t, (n,))
+    if t.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D tensor of log-weights")
+    if torch.isnan(t).any() or torch.isposinf(t).any():
+        raise ValueError(f"{name}: entries must be in [-inf, inf) (no NaN, no +inf)")
+    if torch.isneginf(t).all():
+        raise ValueError(f"{name}: all entries are -inf (every weight zero); need at least one finite entry")
+    if normalized:
+        tol = (1e-6 if t.dtype == torch.float64 else 1e-4) if tol is None else tol
+        lse = float(torch.logsumexp(t.detach().to(torch.float64), 0))
+        if abs(lse) > tol:
+            raise ValueError(f"{name}: must be normalized (logsumexp = 0 within {tol:g}), got logsumexp {lse:.6g}; "
+                             "normalize with torch.log_softmax")
+    return t
+
+
+def guard_finite(x: torch.Tensor, culprit: str, what: str, t=None, hint: str = "") -> torch.Tensor:
+    """Raise ``FloatingPointError`` naming ``culprit`` if ``x`` holds NaN or inf (a runtime guard)."""
+    if not torch.isfinite(x).all():
+        at = "" if t is None else f" at level t={t}"
+        raise FloatingPointError(f"{culprit}: {what} is NaN or inf{at}" + (f"; {hint}" if hint else ""))
+    return x
+
+
+def check_diverged(loss: float, step: int, name: str = "lr") -> None:
+    """Raise ``FloatingPointError`` when a training loss is NaN or inf (divergence)."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"training diverged at step {step} (loss {loss!r}); lower {name} "
+                                 "(the learning rate) or check the training data")
 
 
 def in_book_build() -> bool:

@@ -15,7 +15,7 @@ its wall time and the peak resident memory of the kernel's process tree, weighs
 each built page in ``_build/html``, prints a markdown table and writes JSON.
 It exits with status 1 only on a *runaway*: a measurement above
 ``RUNAWAY_FACTOR`` (3) times its budget.  A notebook that fails to execute
-gives status 2, because its numbers mean nothing.  Staying between the budget
+gives status 3, because its numbers mean nothing (2 is a usage error).  Staying between the budget
 and three times the budget is reported (``over budget``) but does not fail.
 
 How the numbers are taken
@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from ._cli import EXIT_FAILED, EXIT_OK, EXIT_RUNAWAY, check_output_file, positive_float, run as run_cli
 
 __all__ = [
     "WALL_BUDGET_S", "RSS_BUDGET_BYTES", "PAGE_BUDGET_BYTES", "RUNAWAY_FACTOR",
@@ -346,7 +348,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m memprior.budgets",
         description="Time and weigh the book: each notebook's wall time and peak RSS in a fresh kernel, and each "
-                    "built page's weight. Exit 1 on a runaway (> 3x the budget in CONTRIBUTING.md), 2 if a notebook fails.")
+                    "built page's weight. Exit 1 on a runaway (> 3x the budget in CONTRIBUTING.md), 2 on a usage error, "
+                    "3 if a notebook fails.")
     parser.add_argument("notebooks", nargs="*",
                         help="notebooks to run (default: every book/*.ipynb of the current folder)")
     parser.add_argument("--html", default=None,
@@ -354,29 +357,38 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="write the results here (default: benchmarks/_out/budgets.json)")
     parser.add_argument("--no-run", action="store_true", help="weigh pages only; do not execute notebooks")
     parser.add_argument("--no-pages", action="store_true", help="run notebooks only; do not weigh pages")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per cell and per notebook")
+    parser.add_argument("--timeout", type=positive_float, default=600.0,
+                        help="seconds allowed per cell and per notebook (> 0)")
     args = parser.parse_args(argv)
+    return run_cli(parser, _main, parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args) -> int:
     root = Path.cwd()  # run from the repository root; nothing is computed from where the package lives
     out = Path(args.json) if args.json else root / "benchmarks" / "_out" / "budgets.json"
-    if out.exists() and out.is_dir() or any(p.exists() and not p.is_dir() for p in out.parents):
-        parser.error(f"--json: {str(out)!r} cannot be written (a folder is in the way, or a parent is a file)")
-
-    runs: list[NotebookRun] = []
+    # every path is checked before any notebook runs
+    check_output_file(parser, "--json", out)
+    if args.no_run and args.no_pages:
+        parser.error("--no-run, --no-pages: together they leave nothing to measure")
+    html = Path(args.html) if args.html else root / "_build" / "html"
+    if args.html and not args.no_pages and not html.is_dir():
+        parser.error(f"--html: {str(html)!r} is not a folder")
+    nbs: list[Path] = []
     if not args.no_run:
         nbs = [Path(p) for p in args.notebooks] or sorted((root / "book").glob("*.ipynb"))
         for nb in nbs:
             if nb.suffix != ".ipynb" or not nb.is_file():
                 parser.error(f"notebooks: {str(nb)!r} is not an existing .ipynb file")
+
+    runs: list[NotebookRun] = []
+    if not args.no_run:
         for nb in nbs:
             print(f"running {nb} ...", file=sys.stderr, flush=True)
             runs.append(run_notebook(nb, timeout=args.timeout))
     pages: list[PageWeight] = []
     if not args.no_pages:
-        html = Path(args.html) if args.html else root / "_build" / "html"
         if html.is_dir():
             pages = [page_weight(p, html) for p in find_pages(html)]
-        elif args.html:
-            parser.error(f"--html: {str(html)!r} is not a folder")
         else:
             print(f"no built book at {html}; pages not weighed", file=sys.stderr)
 
@@ -398,8 +410,8 @@ def main(argv=None) -> int:
     for name in failed:
         print(f"FAILED: {name} did not execute cleanly", file=sys.stderr)
     if runaways:
-        return 1
-    return 2 if failed else 0
+        return EXIT_RUNAWAY
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_tensor, as_train, check_int, check_nonneg, check_positive, check_shape, progress
+from ._checks import (as_tensor, as_train, check_diverged, check_generator, check_int, check_nonneg, check_positive,
+                      check_seed, check_shape, guard_finite, progress)
 from .mixture import gaussian_logits
 
 __all__ = [
@@ -199,6 +200,7 @@ class Schedule:
         -------
         Tensor[B, d]
         """
+        check_generator(generator)
         x0 = as_tensor("x0", x0, ndim=2)
         ab = self._ab_rows(t, x0.shape[0]).to(x0.dtype)
         if eps is None:
@@ -272,7 +274,7 @@ class MemorizedDenoiser:
         x = self._x(x_t).to(torch.float64)
         t = self.schedule.check_t(t)
         ab = self.schedule.alpha_bar[t]
-        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab)
+        return gaussian_logits(x, ab.sqrt() * self.x_train, 1 - ab, name="x_t")
 
     def weights(self, x_t, t) -> torch.Tensor:
         """Posterior weights of the training points given ``x_t``, shape ``[B, N]`` (rows sum to 1)."""
@@ -331,6 +333,7 @@ def terminal_sample(x_train, schedule: Schedule, n: int, generator: torch.Genera
     :math:`x_{T-1} = \\sqrt{\\bar\\alpha_{T-1}}\\, x_m + \\sqrt{1-\\bar\\alpha_{T-1}}\\,\\varepsilon`,
     ``m`` uniform over the training set.  Returns ``Tensor[n, d]``.
     """
+    check_generator(generator)
     x = as_train(x_train)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
@@ -378,6 +381,7 @@ def start_points(denoiser, schedule: Schedule, n: int, *, x_T=None, init: str = 
     -------
     Tensor[n, d]
     """
+    check_generator(generator)
     dim = check_denoiser(denoiser)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
@@ -439,7 +443,15 @@ class Guidance:
       it; the exact sampler reweights or draws it);
     * :meth:`adjust` changes the iterate after the DDIM/DDPM update to the next level ``s``
       (a guidance step).
+
+    :func:`sample` checks both hooks' outputs (shape, finiteness); a non-finite iterate after
+    :meth:`adjust` raises ``FloatingPointError`` naming :attr:`culprit`.
     """
+
+    #: What a non-finite iterate after :meth:`adjust` is blamed on (named in the FloatingPointError).
+    culprit = "denoiser"
+    #: What to do about it.
+    hint = "the plain update overflowed; check the denoiser and the schedule"
 
     def denoise(self, denoiser, x_t: torch.Tensor, t: int) -> torch.Tensor:
         """:math:`\\hat x_0(x_t)`, ``[B, d]`` in ``x_t``'s dtype: the denoiser's output, without autograd."""
@@ -543,6 +555,7 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
     Tensor[n, d]
         The iterate after the last level: :math:`\\hat x_0` at level 0 (after guidance).
     """
+    check_generator(generator)
     dim = check_denoiser(denoiser)
     schedule = check_schedule(schedule)
     x = as_tensor("x_T", x_T, ndim=2)
@@ -563,10 +576,20 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
     ab = schedule.alpha_bar
     one = torch.ones((), dtype=ab.dtype)
     order = range(len(ts))
+    jump = 0.0  # how much the last guidance step inflated the iterate (to tell a step size from a denoiser)
+    guided = type(guidance) is not Guidance
     for i in (progress(order, desc=desc, total=len(ts)) if desc else order):
         t = ts[i]
         a_t, a_s = ab[t], (ab[ts[i + 1]] if i + 1 < len(ts) else one)
-        x0 = guidance.denoise(denoiser, x, t)
+        try:
+            x0 = guidance.denoise(denoiser, x, t)
+        except FloatingPointError as exc:
+            if jump > 1e6 and type(guidance) is not Guidance:
+                raise FloatingPointError(f"{guidance.culprit}: the previous guidance step blew the iterate up to "
+                                         f"max |x_t| = {float(x.detach().abs().max()):.3g}, where the denoiser failed "
+                                         f"at level t={t} ({exc}); {guidance.hint}") from exc
+            raise
+        x0 = _checked_x0(x0, x, t, guidance, jump)
         if callback is not None:
             callback(t, x, x0)
         if i + 1 == len(ts):
@@ -576,7 +599,33 @@ def sample(denoiser, schedule: Schedule, x_T, *, step: str = "ddim", eta: float 
         else:
             x_s = _ddpm_update(x, x0, a_t, a_s, generator)
         x = guidance.adjust(x_s, x0, t, a_t, a_s)
+        if not isinstance(x, torch.Tensor) or x.shape != x_s.shape:
+            raise ValueError(f"guidance: .adjust must return the iterate's shape {list(x_s.shape)}, got "
+                             f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__} at level t={t}")
+        guard_finite(x, guidance.culprit, "the iterate after the guidance step", t, guidance.hint)
+        if guided:
+            jump = float((x - x_s).detach().abs().max()) / (1.0 + float(x_s.detach().abs().max()))
     return x
+
+
+def _checked_x0(x0, x: torch.Tensor, t: int, guidance: Guidance, jump: float) -> torch.Tensor:
+    """The runtime guard on the clean estimate: a tensor of the iterate's shape, finite.
+
+    A non-finite estimate right after a guidance step that blew the iterate up (by more than a factor
+    1e6 of its size) is blamed on the guidance's step size, otherwise on the denoiser."""
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"denoiser: .denoise(x_t, t) must return a torch.Tensor, got {type(x0).__name__} at level t={t}")
+    if x0.shape != x.shape:
+        raise ValueError(f"denoiser: .denoise(x_t, t) must return shape {list(x.shape)} ([n, d], like x_t), got "
+                         f"{list(x0.shape)} at level t={t}")
+    if not torch.isfinite(x0).all():
+        big = float(x.detach().abs().max())
+        if jump > 1e6 and type(guidance) is not Guidance:
+            guard_finite(x0, guidance.culprit, f"the previous guidance step blew the iterate up to max |x_t| = "
+                         f"{big:.3g}, where the denoiser's clean estimate", t, guidance.hint)
+        guard_finite(x0, "denoiser", f"the clean estimate .denoise(x_t, t) on iterates with max |x_t| = {big:.3g}",
+                     t, "check the denoiser (a diverged network?)")
+    return x0
 
 
 def _callbacks(*fns):
@@ -635,6 +684,7 @@ def ddim_sample(denoiser, schedule: Schedule, n: int, generator: torch.Generator
     Tensor[n, d] (and the trajectory dict if requested)
         :math:`\\hat x_0` at the last level.
     """
+    check_generator(generator)
     return _run("ddim", denoiser, schedule, n, generator, x_T, init, steps, eta, return_trajectory, callback)
 
 
@@ -646,6 +696,7 @@ def ddpm_sample(denoiser, schedule: Schedule, n: int, generator: torch.Generator
     Each step draws from :math:`q(x_s \\mid x_t, \\hat x_0)` for the next visited level ``s < t``
     (:func:`sample` with ``step="ddpm"``).  Parameters and return value as in :func:`ddim_sample`.
     """
+    check_generator(generator)
     return _run("ddpm", denoiser, schedule, n, generator, x_T, init, steps, 0.0, return_trajectory, callback)
 
 
@@ -678,7 +729,7 @@ def commitment_step(denoiser: MemorizedDenoiser, trajectory: dict, threshold: fl
         final = trajectory["x0_hat"][-1]
     else:
         final = denoiser.denoise(xs[-1], int(ts[-1]))
-    target = torch.cdist(final.to(torch.float64), denoiser.x_train).argmin(1)  # [n]
+    target = torch.cdist(final.to(torch.float64), denoiser.x_train, compute_mode="donot_use_mm_for_euclid_dist").argmin(1)  # [n]
     ok = torch.stack([denoiser.weights(x, int(t)).gather(1, target[:, None])[:, 0] > threshold
                       for t, x in zip(ts, xs)])  # [S, n]
     # committed from step index i on: ok[i:].all()
@@ -719,6 +770,7 @@ def denoising_loss(denoiser, x_train, schedule: Schedule, t=None, n: int = 2048,
     -------
     Tensor[len(t)], float64: the mean squared error per level (summed over the d coordinates).
     """
+    check_generator(generator)
     check_denoiser(denoiser)
     x = as_train(x_train).to(torch.float64)
     schedule = check_schedule(schedule)
@@ -928,6 +980,7 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
         (mean training loss over each logging window), ``.from_cache`` (bool) and
         ``.snapshots`` (dict mapping each step of ``snapshot_steps`` to a frozen MLPDenoiser).
     """
+    seed = check_seed(seed, "seed")
     x = as_train(x_train).to(torch.float32)
     schedule = check_schedule(schedule)
     steps = check_int("steps", steps, low=1)
@@ -936,7 +989,6 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
     ema_decay = check_nonneg("ema_decay", ema_decay)
     if ema_decay >= 1:
         raise ValueError(f"ema_decay: must be in [0, 1), got {ema_decay}")
-    seed = check_int("seed", seed)
     log_every = check_int("log_every", log_every, low=1)
     if threads is not None:
         threads = check_int("threads", threads, low=1)
@@ -1005,7 +1057,9 @@ def train_denoiser(x_train, schedule: Schedule, *, steps: int = 2000, batch_size
             opt.step()
             sched.step()
             ema.update_parameters(model)
-            acc += float(loss.detach())
+            lv = float(loss.detach())
+            check_diverged(lv, step)
+            acc += lv
             cnt += 1
             if step % log_every == 0 or step == steps:
                 hist_s.append(step)

@@ -176,7 +176,7 @@ def code_lines(nb) -> dict:
     total = hidden = longest = 0
     for c in nb.cells:
         tags = _tags(c)
-        if c.cell_type != "code" or "remove-cell" in tags or "solution" in tags:
+        if c.cell_type != "code" or "remove-cell" in tags or any(str(t).strip().lower() == "solution" for t in tags):
             continue
         n = sum(1 for ln in c.source.splitlines() if ln.strip() and not ln.strip().startswith("#"))
         total += n
@@ -634,19 +634,26 @@ def main(argv=None) -> int:
                   f"hidden {rep['lines']['hidden']})")
             for prob in rep["problems"]:
                 print(f"  - {prob}")
-        return 1 if bad else 0
+        return 3 if bad else 0  # memprior._cli.EXIT_FAILED
     if not args.outdir:
         parser.error("give OUTDIR, or --check CHAPTER")
     return write_command(args.outdir, args.source, quiet=args.quiet)
 
 
 def write_command(outdir, source=None, *, quiet: bool = False, student: bool = False) -> int:
-    """The command line's write step (:func:`write_edition`): exit code 0, or 2 with a one-line error."""
+    """The command line's write step (:func:`write_edition`): exit code 0, 2 with a one-line error on a bad
+    path or chapter, 3 if writing fails."""
+    from ._cli import EXIT_FAILED, EXIT_USAGE
+
+    prog = f"python -m memprior.{'student' if student else 'edition'}"
     try:
         written = write_edition(outdir, source, student=student, verbose=not quiet)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"{prog}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if not quiet:
         print(f"wrote {len(written)} notebook(s) to {Path(outdir).resolve()}")
     return 0

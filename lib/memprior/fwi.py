@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from . import velocity as V
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import as_tensor, check_generator, check_int, check_positive, check_seed
 from .mixture import gaussian_logits
 
 __all__ = [
@@ -133,20 +133,25 @@ class FWIConfig:
             raise ValueError(f"K: the {self.grid}x{self.grid} grid resolves at most {self.grid - 1} modes per "
                              f"direction, got K={self.K} (basis/grid mismatch)")
         check_positive("noise", self.noise)
+        if not isinstance(self.sizes, (tuple, list)):
+            raise TypeError(f"sizes: expected a tuple of training-set sizes N, got {type(self.sizes).__name__}")
         if len(self.sizes) < 1:
             raise ValueError("sizes: need at least one training-set size N")
         for N in self.sizes:
             check_int("sizes", N, low=2)
-        check_int("seed", self.seed, low=0)
+        check_seed(self.seed, "seed")
         check_int("n_samples", self.n_samples, low=1)
         check_int("n_steps", self.n_steps, low=2)
-        check_int("order", self.order, low=2)
+        if check_int("order", self.order, low=2, high=4) not in (2, 4):
+            raise ValueError(f"order: must be 2 (5-point) or 4 (9-point cross), got {self.order}")
         if self.noise_ref not in ("rms", "max"):
             raise ValueError(f"noise_ref: must be 'rms' or 'max', got {self.noise_ref!r}")
         if self.dps_start not in ("noise", "background"):
             raise ValueError(f"dps_start: must be 'noise' or 'background', got {self.dps_start!r}")
         check_positive("lens_v0", self.lens_v0)
-        if not (isinstance(self.lens_dv, (int, float)) and -self.lens_v0 < self.lens_dv < math.inf):
+        if isinstance(self.lens_dv, bool) or not isinstance(self.lens_dv, (int, float)):
+            raise TypeError(f"lens_dv: expected a number in km/s, got {type(self.lens_dv).__name__}")
+        if not -self.lens_v0 < self.lens_dv < math.inf:
             raise ValueError(f"lens_dv: must be a number > -lens_v0 = {-self.lens_v0} km/s, got {self.lens_dv!r}")
         check_positive("nll_factor", self.nll_factor)
         if self.lens_width is not None:
@@ -275,7 +280,7 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
     if not isinstance(basis, V.KLBasis):
         raise TypeError(f"basis: expected a memprior.velocity.KLBasis, got {type(basis).__name__}")
     n = check_int("n", n, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     g = torch.Generator().manual_seed(seed)
     f = V.grf(n, basis.nx, basis.nz, alpha=alpha, tau=tau, generator=g)
     m_full = V.v_to_m(V.rescale(f, vmin, vmax))
@@ -285,6 +290,7 @@ def random_field_models(basis: V.KLBasis, n: int, seed: int, alpha: float = 3.0,
 
 def make_training_set(basis: V.KLBasis, N: int, seed: int = 0) -> TrainingSet:
     """A seeded training set of ``N >= 2`` random-field models in KL space (z-scored)."""
+    seed = check_seed(seed, "seed")
     N = check_int("N", N, low=2)
     z, m = random_field_models(basis, N, seed)
     u, mu, s = zscore(z)
@@ -297,7 +303,8 @@ def complex_noise(shape, sigma_d: float, generator: torch.Generator | None = Non
 
     Real and imaginary parts are independent with variance ``sigma_d^2 / 2`` each.
     """
-    sigma_d = check_positive("sigma_d", sigma_d)
+    check_generator(generator)
+    sigma_d = check_positive("sigma_d", sigma_d, square=True)
     re = torch.randn(*shape, dtype=torch.float64, generator=generator)
     im = torch.randn(*shape, dtype=torch.float64, generator=generator)
     return (sigma_d / math.sqrt(2.0)) * torch.complex(re, im)
@@ -311,7 +318,7 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
     data (``gamma^2 = sigma_d^2 / 2``) by :func:`memprior.mixture.gaussian_logits`, the library's
     one Gaussian likelihood.  Returns a float64 Tensor of the batch shape.
     """
-    sigma_d = check_positive("sigma_d", sigma_d)
+    sigma_d = check_positive("sigma_d", sigma_d, square=True)
     dp = torch.as_tensor(d_pred)
     do = torch.as_tensor(d_obs)
     k = dp.dim() - do.dim()
@@ -323,7 +330,7 @@ def complex_nll(d_pred, d_obs, sigma_d: float) -> torch.Tensor:
         return (torch.cat([z.real, z.imag], 1) if z.is_complex() else z).to(torch.float64)
 
     batch = dp.shape[:k]
-    nll = -gaussian_logits(stacked(do, 1), stacked(dp, math.prod(batch)), sigma_d ** 2 / 2)[0]
+    nll = -gaussian_logits(stacked(do, 1), stacked(dp, math.prod(batch)), sigma_d ** 2 / 2, name="sigma_d")[0]
     return nll.reshape(batch)
 
 
@@ -346,7 +353,7 @@ def gamma_of(sigma_d: float) -> float:
 
     With it, ``||y - F||^2 / (2 gamma^2) = sum |d - F|^2 / sigma_d^2``.
     """
-    return check_positive("sigma_d", sigma_d) / math.sqrt(2.0)
+    return check_positive("sigma_d", sigma_d, square=True) / math.sqrt(2.0)
 
 
 def lookup_from_misfits(nll) -> torch.Tensor:
@@ -567,7 +574,8 @@ def commitment_curves(denoiser, trajectory: dict) -> torch.Tensor:
         raise TypeError("denoiser: expected a MemorizedDenoiser")
     if not isinstance(trajectory, dict) or not {"t", "x", "x0_hat"} <= set(trajectory):
         raise TypeError("trajectory: expected a dict with keys 't', 'x', 'x0_hat'")
-    target = torch.cdist(trajectory["x0_hat"][-1].to(torch.float64), denoiser.x_train).argmin(1)
+    target = torch.cdist(trajectory["x0_hat"][-1].to(torch.float64), denoiser.x_train,
+                         compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
     return torch.stack([denoiser.weights(x, int(t)).gather(1, target[:, None])[:, 0]
                         for t, x in zip(trajectory["t"], trajectory["x"])])
 

@@ -43,8 +43,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_int, check_positive,
-                      check_shape, progress)
+from ._checks import (apply_forward, as_data, as_tensor, as_train, check_forward, check_generator, check_int,
+                      check_log_weights, check_positive, check_shape, guard_finite, probe_forward, progress)
 from .diffusion import (Guidance, MemorizedDenoiser, Schedule, check_denoiser, check_schedule, ddpm_coefficients,
                         sample, start_points, timesteps)
 from .metrics import nearest
@@ -85,6 +85,14 @@ def _gumbel_argmax(logits: torch.Tensor, generator) -> torch.Tensor:
     return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)
 
 
+def _probe(forward, denoiser, x: torch.Tensor, m: int) -> None:
+    """Probe the forward map once (output shape, finiteness, differentiability) before a guided run:
+    on the denoiser's training set if it has one (where the clean estimates live), else on the start."""
+    xt = getattr(denoiser, "x_train", None)
+    at = "x_train" if isinstance(xt, torch.Tensor) and xt.dim() == 2 and xt.shape[1] == x.shape[1] else "x_T"
+    probe_forward(forward, xt.to(_F64) if at == "x_train" else x, m, differentiable=True, what=at)
+
+
 # ============================================================================ likelihood
 def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
     """Gaussian log-likelihood of every training example, ``log N(y; F(x_n), gamma^2 I)``.
@@ -104,7 +112,7 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         :func:`memprior.mixture.gaussian_logits`.  Their softmax is
         :func:`memprior.posterior.lookup_weights`.
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     check_forward(forward)
     x = as_train(x_train).to(_F64)
     yt = as_data(y, _F64)
@@ -112,13 +120,13 @@ def log_likelihoods(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         Fx = apply_forward(forward, x, yt.shape[0], "x_train", dtype=_F64, finite=False)
     if not torch.isfinite(Fx).all():
         raise ValueError("forward: returned NaN or inf on x_train; F must be finite there")
-    return gaussian_logits(yt[None, :], Fx, gamma ** 2, normalized=True)[0]
+    return gaussian_logits(yt[None, :], Fx, gamma ** 2, normalized=True, name="gamma")[0]
 
 
 def _gauss_loglik(forward, x0: torch.Tensor, y: torch.Tensor, gamma: float, what: str) -> torch.Tensor:
     """``log N(y; F(x0), gamma^2 I)`` per row, differentiable in ``x0``."""
     Fx = apply_forward(forward, x0, y.shape[0], what, dtype=_F64, finite=False)
-    return gaussian_logits(y[None, :], Fx, gamma ** 2, normalized=True)[0]
+    return gaussian_logits(y[None, :], Fx, gamma ** 2, normalized=True, name="gamma")[0]
 
 
 # ============================================================================ exact (memorized prior)
@@ -180,13 +188,15 @@ class ExactGuidance(Guidance):
     """
 
     def __init__(self, log_lik, *, draw: bool = True, generator: torch.Generator | None = None):
-        ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
-        if torch.isnan(ll).any() or torch.isposinf(ll).any() or torch.isneginf(ll).all():
-            raise ValueError("log_lik: must be finite or -inf, with at least one finite entry")
+        check_generator(generator)
+        ll = check_log_weights("log_lik", log_lik).to(_F64)
         if not isinstance(draw, bool):
             raise TypeError(f"draw: expected True or False, got {type(draw).__name__}")
         self.log_lik, self.draw, self.generator = ll, draw, generator
         self.index = None
+
+    culprit = "log_lik"
+    hint = "the reweighted update overflowed"
 
     def denoise(self, denoiser, x_t, t):
         if not isinstance(denoiser, MemorizedDenoiser):
@@ -209,11 +219,11 @@ def posterior_terminal_sample(x_train, schedule: Schedule, log_lik, n: int,
     :math:`x_{T-1} = \\sqrt{\\bar\\alpha_{T-1}}\\,x_k + \\sqrt{1-\\bar\\alpha_{T-1}}\\,\\varepsilon`
     with ``k ~ softmax(log_lik)``.  Returns ``Tensor[n, d]`` (float64).
     """
+    check_generator(generator)
     x = as_train(x_train).to(_F64)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
-    ll = as_tensor("log_lik", log_lik, ndim=1, finite=False).to(_F64)
-    check_shape("log_lik", ll, (x.shape[0],))
+    ll = check_log_weights("log_lik", log_lik, x.shape[0]).to(_F64)
     k = _gumbel_argmax(ll.expand(n, -1), generator)
     ab = schedule.alpha_bar[-1].to(_F64)
     return ab.sqrt() * x[k] + (1 - ab).sqrt() * _randn((n, x.shape[1]), generator)
@@ -261,6 +271,7 @@ def exact_posterior_sample(x_train, forward: Forward, y, gamma: float, schedule:
     -------
     Tensor[n, d] (and LongTensor[n] if ``return_index``)
     """
+    check_generator(generator)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     if method not in ("ancestral", "ddpm", "ddim"):
@@ -346,7 +357,7 @@ class DPSGuidance(Guidance):
 
     def __init__(self, forward: Forward, y, gamma: float, zeta: float, rule: str = "chung"):
         check_forward(forward)
-        self.gamma = check_positive("gamma", gamma)
+        self.gamma = check_positive("gamma", gamma, square=True)
         self.zeta = check_positive("zeta", zeta)
         if rule not in ("chung", "plugin"):
             raise ValueError(f"rule: must be 'chung' or 'plugin', got {rule!r}")
@@ -355,14 +366,27 @@ class DPSGuidance(Guidance):
         self.step: list[torch.Tensor] = []
         self.x0_hat = None
 
+    culprit = "zeta (the step size)"
+    hint = "the guidance step overflowed; reduce zeta"
+
     def denoise(self, denoiser, x_t, t):
         xr = x_t.detach().requires_grad_(True)
         with torch.enable_grad():
-            x0 = denoiser.denoise(xr.to(getattr(denoiser, "dtype", _F64)), t).to(_F64)
-            r = self.y[None, :] - apply_forward(self.forward, x0, self.y.shape[0], "x0_hat", dtype=_F64,
-                                                finite=False)
+            x0 = denoiser.denoise(xr.to(getattr(denoiser, "dtype", _F64)), t)
+            if not isinstance(x0, torch.Tensor) or x0.shape != x_t.shape or not torch.isfinite(x0).all():
+                return x0  # the sampling loop reports a wrong or non-finite output, and who is to blame
+            x0 = x0.to(_F64)
+            Fx = apply_forward(self.forward, x0, self.y.shape[0], "x0_hat", dtype=_F64, finite=False)
+            guard_finite(Fx, "forward", "F(x0_hat), the forward map at the clean estimate", t,
+                         "the forward map must be finite wherever the sampler goes")
+            r = self.y[None, :] - Fx
             sq = (r ** 2).sum(1)
+            if not sq.requires_grad:
+                raise TypeError("forward: torch autograd cannot differentiate the data misfit (the forward map or "
+                                "the denoiser is not differentiable in x_t); DPS needs both differentiable")
             (self._grad,) = torch.autograd.grad(sq.sum(), xr)
+        guard_finite(self._grad, "forward", "the guidance gradient (through the forward map and the denoiser)", t,
+                     "the forward map and the denoiser must have finite derivatives")
         self._sq = sq.detach()
         self.x0_hat = x0.detach()
         return self.x0_hat.to(x_t.dtype)
@@ -376,8 +400,7 @@ class DPSGuidance(Guidance):
             coef = torch.full_like(sq, self.zeta * float((1 - a_ts) / a_ts.sqrt()) / (2 * self.gamma ** 2))
         delta = coef[:, None] * self._grad
         x = x_s - delta
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"dps_sample: non-finite iterate at level t={t}; reduce zeta (got {self.zeta})")
+        guard_finite(x, "zeta (the step size)", "the iterate after the DPS step", t, f"reduce zeta (got {self.zeta})")
         self.residual.append(sq.sqrt())
         self.step.append(delta.norm(dim=1))
         return x
@@ -435,12 +458,14 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
     -------
     Tensor[n, d] (and the info dict if requested)
     """
+    check_generator(generator)
     check_denoiser(denoiser)
     schedule = check_schedule(schedule)
     guide = DPSGuidance(forward, y, gamma, zeta, rule)
     n = check_int("n", n, low=1)
     ts = timesteps(schedule, steps)
     x = start_points(denoiser, schedule, n, x_T=x_T, dtype=_F64, generator=generator)
+    _probe(forward, denoiser, x, guide.y.shape[0])
     x = sample(denoiser, schedule, x, step="ddpm", guidance=guide, callback=callback, steps=steps,
                generator=generator, desc="DPS" if show_progress else None)
     if return_info:
@@ -471,19 +496,29 @@ class NormalizedGuidance(Guidance):
         self.forward, self.y = forward, as_data(y, _F64)
         self.x0_hat = None
 
+    culprit = "step_size"
+    hint = "the guidance step overflowed; reduce step_size"
+
     def adjust(self, x_s, x0_hat, t, a_t, a_s):
         self.x0_hat = x0_hat
         x0r = x0_hat.detach().to(_F64).requires_grad_(True)
         with torch.enable_grad():
-            r = self.y[None, :] - apply_forward(self.forward, x0r, self.y.shape[0], "x0_hat", dtype=_F64,
-                                                finite=False)
+            Fx = apply_forward(self.forward, x0r, self.y.shape[0], "x0_hat", dtype=_F64, finite=False)
+            guard_finite(Fx, "forward", "F(x0_hat), the forward map at the clean estimate", t,
+                         "the forward map must be finite wherever the sampler goes")
+            r = self.y[None, :] - Fx
+            if not r.requires_grad:
+                raise TypeError("forward: torch autograd cannot differentiate it (its output does not depend on "
+                                "the input through torch operations); the normalized DPS needs its gradient")
             (g,) = torch.autograd.grad((r ** 2).sum(), x0r)
+        guard_finite(g, "forward", "the gradient of the data misfit ||y - F(x0_hat)||^2", t,
+                     "the forward map must have finite derivatives")
         g = g / a_t.sqrt()
         gn = g.norm(dim=1, keepdim=True)
         direction = torch.where(gn > 0, g / gn.clamp(min=_TINY), torch.zeros_like(g))
         x = x_s - self.step_size * direction
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"dps_normalized_sample: non-finite iterate at level t={t}")
+        guard_finite(x, "step_size", "the iterate after the normalized step", t,
+                     f"reduce step_size (got {self.step_size})")
         return x
 
 
@@ -532,12 +567,14 @@ def dps_normalized_sample(denoiser, schedule: Schedule, forward: Forward, y, n: 
     -------
     Tensor[n, d] (and the info dict if requested)
     """
+    check_generator(generator)
     check_denoiser(denoiser)
     schedule = check_schedule(schedule)
     guide = NormalizedGuidance(forward, y, step_size)
     n = check_int("n", n, low=1)
     timesteps(schedule, steps)  # validate before drawing
     x = start_points(denoiser, schedule, n, x_T=x_T, dtype=_F64, generator=generator)
+    _probe(forward, denoiser, x, guide.y.shape[0])
     x = sample(denoiser, schedule, x, step="ddim", guidance=guide, callback=callback, steps=steps,
                generator=generator, desc="DPS (normalized)" if show_progress else None)
     if return_info:
@@ -647,6 +684,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     -------
     Tensor[n, d] (and the info dict if requested)
     """
+    check_generator(generator)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     K = check_int("n_particles", n_particles, low=1)
@@ -656,6 +694,7 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
     ll = log_likelihoods(forward, x_train, y, gamma)  # validates forward, x_train, y, gamma
     xtr = as_train(x_train).to(_F64)
     yt = as_data(y, _F64)
+    probe_forward(forward, xtr, yt.shape[0], differentiable=True)
     N, d = xtr.shape
     ab = schedule.alpha_bar.to(_F64)
     ts = timesteps(schedule, steps)
@@ -670,7 +709,10 @@ def smc_sample(x_train, forward: Forward, y, gamma: float, schedule: Schedule, n
             lg = prior.logits(xr, t)
             x0 = torch.softmax(lg, 1) @ xtr
             lt = _gauss_loglik(forward, x0, yt, gamma, "x0_hat")
+            guard_finite(lt, "forward", "the twist log N(y; F(x0_hat), gamma^2 I)", t,
+                         "the forward map must be finite wherever the sampler goes")
             (g,) = torch.autograd.grad(lt.sum(), xr)
+        guard_finite(g, "forward", "the twist's gradient", t, "the forward map must have finite derivatives")
         return lt.detach(), g, lg.detach(), x0.detach()
 
     def maybe_resample(x, lt, g, lg, x0, logw, n_res):
@@ -773,6 +815,18 @@ class TVEstimate(NamedTuple):
     frequencies: torch.Tensor
 
 
+def _target_weights(weights, n: int) -> torch.Tensor:
+    """Target probabilities ``[n]``: finite, non-negative, not all zero; returned normalized (float64)."""
+    w = as_tensor("weights", weights, ndim=1).to(_F64)
+    check_shape("weights", w, (n,))
+    if (w < 0).any():
+        raise ValueError(f"weights: entries must be in [0, inf) (non-negative), got min {float(w.min()):.3g}")
+    if not float(w.sum()) > 0:
+        raise ValueError("weights: must not all be zero (their sum must be in (0, inf)); every expected count "
+                         "would be zero")
+    return w / w.sum()
+
+
 def tv_to_weights(samples, x_train, weights, n_boot: int = 400,
                   generator: torch.Generator | None = None) -> TVEstimate:
     """Assign samples to their nearest training points and compare with ``weights``.
@@ -791,10 +845,10 @@ def tv_to_weights(samples, x_train, weights, n_boot: int = 400,
     -------
     TVEstimate
     """
+    check_generator(generator)
     n_boot = check_int("n_boot", n_boot, low=2)
     freq = assignment_frequencies(samples, x_train)
-    w = as_tensor("weights", weights, ndim=1).to(_F64)
-    check_shape("weights", w, (freq.shape[0],))
+    w = _target_weights(weights, freq.shape[0])
     tv = tv_distance(freq, w)
     B = int(as_tensor("samples", samples, ndim=2).shape[0])
 
@@ -824,8 +878,7 @@ def chi2_test(samples, x_train, weights, min_expected: float = 5.0):
     min_expected = check_positive("min_expected", min_expected)
     freq = assignment_frequencies(samples, x_train)
     B = int(as_tensor("samples", samples, ndim=2).shape[0])
-    w = as_tensor("weights", weights, ndim=1).to(_F64)
-    check_shape("weights", w, (freq.shape[0],))
+    w = _target_weights(weights, freq.shape[0])
     obs = (freq * B).round().numpy()
     exp = (w / w.sum() * B).numpy()
     big = exp >= min_expected
@@ -840,6 +893,8 @@ def chi2_test(samples, x_train, weights, min_expected: float = 5.0):
             j = int(np.argmin(e))
             o[j] += o_small
             e[j] += e_small
+    if ((exp == 0) & (obs > 0)).any():
+        return math.inf, max(len(o) - 1, 1), 0.0  # samples where the target puts no mass: rejected outright
     if len(o) < 2:
         return 0.0, 0, 1.0
     stat, p = stats.chisquare(np.asarray(o), np.asarray(e))

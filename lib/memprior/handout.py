@@ -268,11 +268,21 @@ def main(argv=None) -> int:
     parser.add_argument("--html", default="_build/html", help="the built book (default: _build/html)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-page lines")
     args = parser.parse_args(argv)
+    from ._cli import check_output_file, run as run_cli
+
+    if Path(args.out).suffix.lower() != ".pdf":
+        parser.error(f"out: the handout is a .pdf file, got {args.out!r}")
+    check_output_file(parser, "out", args.out)
+    if not Path(args.html).is_dir():
+        parser.error(f"--html: {args.html!r} is not a folder (build the book first: jupyter-book build .)")
+    return run_cli(parser, _main, args)
+
+
+def _main(args) -> int:
     try:
         printed = write_handout(args.out, args.html, verbose=not args.quiet)
-    except (ValueError, RuntimeError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from exc
     size = Path(args.out).stat().st_size
     print(f"{args.out}: {sum(p.pages for p in printed) + 1} pages ({len(printed)} book pages and a title page), "
           f"{sum(p.figures for p in printed)} figures, {size / 2**20:.1f} MB")

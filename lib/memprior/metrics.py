@@ -79,7 +79,7 @@ def sorted_distances(samples, x_train, k: int) -> torch.Tensor:
     k = check_int("k", k, low=1, high=x.shape[0])
     out = []
     for i in range(0, s.shape[0], _CHUNK):
-        d = torch.cdist(s[i:i + _CHUNK], x)
+        d = torch.cdist(s[i:i + _CHUNK], x, compute_mode="donot_use_mm_for_euclid_dist")
         out.append(torch.topk(d, k, dim=1, largest=False, sorted=True).values)
     return torch.cat(out)
 

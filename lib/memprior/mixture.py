@@ -17,9 +17,9 @@ import math
 
 import torch
 
-from ._checks import as_points, as_train, check_int, check_positive
+from ._checks import as_points, as_train, check_generator, check_int, check_positive
 
-__all__ = ["GaussianMixturePrior", "pairwise_sq_dists", "gaussian_logits"]
+__all__ = ["GaussianMixturePrior", "pairwise_sq_dists", "gaussian_logits", "relative_logits"]
 
 # Largest number of elements of a [B, N, d] difference tensor built at once.
 _CHUNK_ELEMS = 2_000_000
@@ -49,7 +49,8 @@ def pairwise_sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.cat([((x[i:i + step, None, :] - c[None, :, :]) ** 2).sum(-1) for i in range(0, B, step)])
 
 
-def gaussian_logits(x: torch.Tensor, centres: torch.Tensor, var, *, normalized: bool = False) -> torch.Tensor:
+def gaussian_logits(x: torch.Tensor, centres: torch.Tensor, var, *, normalized: bool = False,
+                    name: str = "var") -> torch.Tensor:
     """Gaussian log-densities ``log N(x_b; c_n, var I_d)`` of every point under every centre.
 
     The one Gaussian lookup of the library: the lookup posterior (``x = y``, centres ``F(x_n)``,
@@ -68,18 +69,43 @@ def gaussian_logits(x: torch.Tensor, centres: torch.Tensor, var, *, normalized: 
     normalized : bool
         Include the constant ``-d/2 log(2 pi var)`` (a normalized density); default ``False``
         (the logits ``-||x_b - c_n||^2 / (2 var)``, enough for softmax weights).
+    name : str
+        The caller's parameter behind ``var`` (``"sigma"``, ``"gamma"``...), named in the error below.
 
     Returns
     -------
     Tensor [B, N]
+
+    Raises
+    ------
+    FloatingPointError
+        If every logit of some row is -inf: the point is so many standard deviations (more than about
+        1e154) from every centre that all its weights underflow, and a softmax would give NaN.
     """
     out = -pairwise_sq_dists(x, centres) / (2 * var)
+    if out.shape[1] > 0 and torch.isneginf(out).all(dim=1).any():
+        raise FloatingPointError(f"{name}: every Gaussian weight of a point underflows: it lies more than ~1e154 "
+                                 f"standard deviations (variance {float(var):.3g}) from every centre"
+                                 + (f"; use a larger {name}" if name in ("sigma", "gamma", "sigma_d") else ""))
     if normalized:
         d = x.shape[1]
         if isinstance(var, torch.Tensor):
             return out - 0.5 * d * torch.log(2 * math.pi * var)
         return out - 0.5 * d * math.log(2 * math.pi * var)
     return out
+
+
+def relative_logits(x: torch.Tensor, centres: torch.Tensor, var) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian logits shifted so that each row's largest is 0, and the shift: ``(rel [B, N], shift [B])``.
+
+    ``-||x_b - c_n||^2 / (2 var) = rel[b, n] + shift[b]``.  Subtracting the nearest centre's squared
+    distance *before* dividing by a tiny ``var`` keeps the softmax weights finite even when every absolute
+    logit would overflow to -inf (a point many standard deviations from every centre): then the nearest
+    centre gets all the weight, as the limit says, and ``shift`` is -inf.
+    """
+    d2 = pairwise_sq_dists(x, centres)
+    m = d2.min(dim=1, keepdim=True).values
+    return -(d2 - m) / (2 * var), -m[:, 0] / (2 * var)
 
 
 class GaussianMixturePrior:
@@ -109,7 +135,7 @@ class GaussianMixturePrior:
 
     def __init__(self, x_train, sigma: float):
         self.x_train = as_train(x_train)
-        self.sigma = check_positive("sigma", sigma)
+        self.sigma = check_positive("sigma", sigma, square=True)
         self.n, self.dim = self.x_train.shape
 
     def __repr__(self) -> str:
@@ -130,7 +156,7 @@ class GaussianMixturePrior:
         -------
         Tensor [B, N]
         """
-        return gaussian_logits(self._x(x), self.x_train, self.sigma ** 2)
+        return gaussian_logits(self._x(x), self.x_train, self.sigma ** 2, name="sigma")
 
     # --------------------------------------------------------------- public API
     def log_prob(self, x) -> torch.Tensor:
@@ -144,9 +170,9 @@ class GaussianMixturePrior:
         -------
         Tensor [B]
         """
-        lg = self.logits(x)
+        rel, shift = relative_logits(self._x(x), self.x_train, self.sigma ** 2)
         const = -math.log(self.n) - 0.5 * self.dim * math.log(2.0 * math.pi * self.sigma ** 2)
-        return torch.logsumexp(lg, dim=1) + const
+        return torch.logsumexp(rel, dim=1) + shift + const
 
     def responsibilities(self, x) -> torch.Tensor:
         """Posterior probability ``w_n(x)`` that ``x`` came from component ``n``.
@@ -160,7 +186,7 @@ class GaussianMixturePrior:
         Tensor [B, N]
             Rows sum to one.
         """
-        return torch.softmax(self.logits(x), dim=1)
+        return torch.softmax(relative_logits(self._x(x), self.x_train, self.sigma ** 2)[0], dim=1)
 
     def denoise(self, x) -> torch.Tensor:
         """Tweedie denoiser ``E[x_0 | x] = sum_n w_n(x) x_n = x + sigma^2 score(x)``.
@@ -205,6 +231,7 @@ class GaussianMixturePrior:
         -------
         Tensor [n, d]
         """
+        check_generator(generator)
         n = check_int("n", n, low=0)
         idx = torch.randint(self.n, (n,), generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.x_train.dtype)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import (SQUARE_MAX, SQUARE_MIN, as_tensor, check_diverged, check_int, check_log_weights, check_positive,
+                      check_seed)
 
 __all__ = [
     "REFERENCE_CENTERS",
@@ -105,14 +106,17 @@ def _sigmas(sigmas) -> np.ndarray:
         raise ValueError("sigmas: need at least one bandwidth (got an empty array)")
     if not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ValueError("sigmas: every bandwidth must be a finite number in (0, inf)")
+    if np.any(s < SQUARE_MIN) or np.any(s > SQUARE_MAX):
+        raise ValueError(f"sigmas: every bandwidth must be in [{SQUARE_MIN:.3g}, {SQUARE_MAX:.3g}]; outside, its square "
+                         f"underflows or overflows in float64 (got min {float(s.min())!r}, max {float(s.max())!r})")
     return s
 
 
 def _bounds(bounds) -> tuple[float, float]:
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise TypeError(f"bounds: expected a pair (low, high), got {bounds!r}")
-    lo = check_positive("bounds[0]", bounds[0])
-    hi = check_positive("bounds[1]", bounds[1])
+    lo = check_positive("bounds[0]", bounds[0], square=True)
+    hi = check_positive("bounds[1]", bounds[1], square=True)
     if not lo < hi:
         raise ValueError(f"bounds: need 0 < low < high, got ({lo}, {hi})")
     return lo, hi
@@ -145,7 +149,7 @@ def log_likelihood(x_train, x_eval, sigma) -> float:
 
     xt = _points("x_train", x_train)
     xe = _points("x_eval", x_eval, dim=xt.shape[1]).to(xt.dtype)
-    s = check_positive("sigma", sigma)
+    s = check_positive("sigma", sigma, square=True)
     return float(GaussianMixturePrior(xt, s).log_prob(xe).mean())
 
 
@@ -171,7 +175,7 @@ def loo_log_likelihood(x_train, sigma) -> float:
         has an exact duplicate it grows without bound as ``sigma -> 0``.
     """
     xt = _points("x_train", x_train, min_n=2)
-    s = check_positive("sigma", sigma)
+    s = check_positive("sigma", sigma, square=True)
     n, d = xt.shape
     from .mixture import pairwise_sq_dists
 
@@ -203,7 +207,7 @@ def self_term_bound(n: int, d: int, sigma) -> float:
     """
     n = check_int("n", n, low=1)
     d = check_int("d", d, low=1)
-    s = check_positive("sigma", sigma)
+    s = check_positive("sigma", sigma, square=True)
     return -math.log(n) - 0.5 * d * math.log(2 * math.pi * s**2)
 
 
@@ -223,7 +227,7 @@ def width_upper_bound(d: int, sigma) -> float:
         Width, > 0.
     """
     d = check_int("d", d, low=1)
-    s = check_positive("sigma", sigma)
+    s = check_positive("sigma", sigma, square=True)
     return -0.5 * d * math.log(2 * math.pi * s**2)
 
 
@@ -379,18 +383,17 @@ def mixture_log_prob(x, means, log_weights, sigma) -> torch.Tensor:
     """
     mu = _points("means", means)
     xe = _points("x", x, dim=mu.shape[1]).to(mu.dtype)
-    lw = as_tensor("log_weights", log_weights, finite=False).to(mu.dtype)
+    lw = as_tensor("log_weights", log_weights, finite=False)
     if lw.shape != (mu.shape[0],):
         raise ValueError(f"log_weights: expected shape [{mu.shape[0]}] (one per mean), got {list(lw.shape)}")
-    if torch.isnan(lw).any() or not (lw < math.inf).all():
-        raise ValueError("log_weights: entries must be in [-inf, inf) (no NaN, no +inf)")
+    lw = check_log_weights("log_weights", lw, normalized=True).to(mu.dtype)
     if isinstance(sigma, torch.Tensor):
         if sigma.numel() != 1:
             raise ValueError(f"sigma: expected a single number, got shape {list(sigma.shape)}")
-        check_positive("sigma", float(sigma.detach()))
+        check_positive("sigma", float(sigma.detach()), square=True)
         sig = sigma.reshape(()).to(mu.dtype)
     else:
-        sig = torch.as_tensor(check_positive("sigma", sigma), dtype=mu.dtype)
+        sig = torch.as_tensor(check_positive("sigma", sigma, square=True), dtype=mu.dtype)
     return _mixture_log_prob(xe, mu, lw, sig)
 
 
@@ -502,6 +505,7 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
     -------
     FlexibleFit
     """
+    seed = check_seed(seed, "seed")
     from .mixture import pairwise_sq_dists
 
     xt = _points("x_train", x_train)
@@ -515,13 +519,13 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
         raise TypeError(f"learn_weights: expected True or False, got {type(learn_weights).__name__}")
     xe = None if x_test is None else _points("x_test", x_test, dim=d).to(torch.float64)
     record_every = check_int("record_every", record_every, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
 
     centre = xt.mean(0)
     spread = float((xt - centre).pow(2).sum(1).mean().sqrt()) if n > 1 else 0.0
     if spread <= 0.0:
         spread = 1.0
-    s0 = spread if sigma_init is None else check_positive("sigma_init", sigma_init)
+    s0 = spread if sigma_init is None else check_positive("sigma_init", sigma_init, square=True)
     scale = xt.std(0, unbiased=False) if n > 1 else torch.ones(d, dtype=torch.float64)
     scale = torch.where(scale > 0, scale, torch.full_like(scale, spread / math.sqrt(d)))
 
@@ -556,6 +560,7 @@ def fit_flexible_mixture(x_train, n_components: int | None = None, *, steps: int
     for step in range(steps + 1):
         logw = torch.log_softmax(logits, 0)
         ll = _mixture_log_prob(xt, means, logw, log_s.exp()).mean()
+        check_diverged(float(ll.detach()), step)
         if step % record_every == 0 or step == steps:
             record(step, float(ll.detach()))
         if step == steps:

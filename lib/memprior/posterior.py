@@ -28,8 +28,9 @@ from typing import Callable
 
 import torch
 
-from ._checks import apply_forward, as_data, as_points, as_tensor, as_train, check_forward, check_int, check_positive
-from .mixture import gaussian_logits, pairwise_sq_dists
+from ._checks import (apply_forward, as_data, as_points, as_tensor, as_train, check_forward, check_generator,
+                      check_int, check_positive)
+from .mixture import pairwise_sq_dists, relative_logits
 
 __all__ = [
     "lookup_weights",
@@ -96,9 +97,9 @@ def lookup_weights(forward: Forward, x_train, y, gamma: float) -> torch.Tensor:
         On bad shapes, an empty training set, NaN in ``y``, ``gamma <= 0`` or a forward
         map that returns the wrong shape.
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     x, yt, Fx = _prepare(forward, x_train, y)
-    return torch.softmax(gaussian_logits(yt[None, :], Fx, gamma ** 2)[0], dim=0)
+    return torch.softmax(relative_logits(yt[None, :], Fx, gamma ** 2)[0][0], dim=0)
 
 
 # ----------------------------------------------------------------------------- Jacobians
@@ -254,6 +255,7 @@ class LinearizedMixture:
         -------
         Tensor [n, d]
         """
+        check_generator(generator)
         n = check_int("n", n, low=0)
         if n == 0:
             return torch.empty(0, self.dim, dtype=self.means.dtype)
@@ -299,8 +301,8 @@ def linearized_mixture(forward: Forward, x_train, y, sigma: float, gamma: float,
     -------
     LinearizedMixture
     """
-    sigma = check_positive("sigma", sigma)
-    gamma = check_positive("gamma", gamma)
+    sigma = check_positive("sigma", sigma, square=True)
+    gamma = check_positive("gamma", gamma, square=True)
     if not isinstance(logdet, bool):
         raise TypeError(f"logdet: expected True or False, got {type(logdet).__name__}")
     x, yt, Fx = _prepare(forward, x_train, y)
@@ -437,6 +439,10 @@ def cell_volumes(grid) -> torch.Tensor:
     -------
     Tensor [G] or [G1, G2]
     """
+    if isinstance(grid, (tuple, list)) and len(grid) not in (1, 2):
+        raise ValueError(f"grid: expected a 1-D tensor [G] or a tuple of 1 or 2 axes, got {len(grid)} axes")
+    if isinstance(grid, torch.Tensor) and grid.dim() != 1:
+        raise ValueError(f"grid: expected a 1-D tensor of nodes [G] (or a tuple of axes), got shape {list(grid.shape)}")
     if isinstance(grid, (tuple, list)) and len(grid) == 2:
         h1 = torch.diff(_edges(_as_axis("grid[0]", grid[0], torch.float64)))
         h2 = torch.diff(_edges(_as_axis("grid[1]", grid[1], torch.float64)))
@@ -448,8 +454,8 @@ def cell_volumes(grid) -> torch.Tensor:
 
 def _grid_terms(forward, x_train, y, sigma, gamma, grid):
     """Shared set-up: validated inputs, log-likelihood on the grid, per-axis log cell masses."""
-    sigma = check_positive("sigma", sigma)
-    gamma = check_positive("gamma", gamma)
+    sigma = check_positive("sigma", sigma, square=True)
+    gamma = check_positive("gamma", gamma, square=True)
     x, yt, _ = _prepare(forward, x_train, y)
     d = x.shape[1]
     axes = _axes(grid, d, x.dtype)
@@ -560,8 +566,8 @@ def grid_posterior(forward: Forward, x_train, y, sigma: float, gamma: float, gri
     Tensor [G] (d = 1) or [G1, G2] (d = 2)
         Non-negative, with ``(density * cell_volumes(grid)).sum() == 1``.
     """
-    sigma = check_positive("sigma", sigma)
-    gamma = check_positive("gamma", gamma)
+    sigma = check_positive("sigma", sigma, square=True)
+    gamma = check_positive("gamma", gamma, square=True)
     x, yt, _ = _prepare(forward, x_train, y)
     axes = _axes(grid, x.shape[1], x.dtype)
     _check_covers(axes, x)
@@ -642,6 +648,7 @@ def component_weights_is(forward: Forward, x_train, y, sigma: float, gamma: floa
     -------
     Tensor [N]
     """
+    check_generator(generator)
     n_samples = check_int("n_samples", n_samples, low=1)
     lm = linearized_mixture(forward, x_train, y, sigma, gamma, logdet=True)
     x, yt, _ = _prepare(forward, x_train, y)
@@ -713,7 +720,7 @@ def sigma_crit(forward: Forward, x_train, gamma: float) -> float:
     float
         ``inf`` if F has zero Jacobian at every training point.
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     check_forward(forward)
     x = as_train(x_train)
     if x.shape[0] < 2:
@@ -792,7 +799,7 @@ def stylized_1d(y: float = 0.0, gamma: float = 0.3, n_grid: int = 500, x_train=N
     x_train : Tensor [N, 1], optional
         Replaces the paper's five training points (must lie in [-3.5, 3.5]).
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     n_grid = check_int("n_grid", n_grid, low=3)
     if x_train is None:
         x_train = torch.tensor([[-1.5], [-0.4], [0.4], [1.2], [2.5]], dtype=torch.float64)
@@ -806,7 +813,7 @@ def stylized_2d(gamma: float = 0.3, n_grid: int = 200, radius: float = 2.0, scal
     ``F(x) = [x1 + 0.3 x1 x2, x2 + 0.2 x1^2]``, true model ``0.7 x_0``, noise-free data,
     gamma = 0.3, a ``200 x 200`` grid over the training points' bounding box +- 0.8.
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     radius = check_positive("radius", radius)
     n_grid = check_int("n_grid", n_grid, low=3)
     ang = 2.0 * math.pi * torch.arange(5, dtype=torch.float64) / 5

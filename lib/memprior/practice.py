@@ -36,7 +36,7 @@ from typing import Callable, Mapping, NamedTuple
 
 import torch
 
-from ._checks import as_tensor, check_int, check_positive
+from ._checks import as_tensor, check_generator, check_int, check_positive, check_seed
 from .diffusion import Schedule, check_schedule, ddim_sample, ddpm_sample
 
 __all__ = [
@@ -73,7 +73,7 @@ def level_for_sigma(schedule: Schedule, sigma_min: float) -> int:
     """
     schedule = check_schedule(schedule)
     s_max = schedule.sigma(schedule.n_steps - 1)
-    sigma_min = check_positive("sigma_min", sigma_min)
+    sigma_min = check_positive("sigma_min", sigma_min, square=True)
     if sigma_min > s_max * (1 + 1e-12):
         raise ValueError(f"sigma_min: must be in (0, {s_max:.4g}] (the schedule's largest noise level), "
                          f"got {sigma_min!r}")
@@ -140,6 +140,7 @@ def truncated_sample(denoiser, schedule: Schedule, n: int, sigma_min: float,
     -------
     Tensor[n, d] in the denoiser's dtype.
     """
+    check_generator(generator)
     schedule = check_schedule(schedule)
     n = check_int("n", n, low=1)
     if output not in ("noisy", "denoised"):
@@ -202,6 +203,7 @@ def importance_posterior(prior_samples, forward: Forward, y, gamma: float, n: in
     -------
     ImportancePosterior
     """
+    check_generator(generator)
     from .guidance import log_likelihoods
 
     x = as_tensor("prior_samples", prior_samples, ndim=2).to(_F64)
@@ -247,7 +249,7 @@ def energy_distance(a, b) -> float:
     def mean_dist(p, q):
         tot = 0.0
         for i in range(0, p.shape[0], 2048):
-            tot += float(torch.cdist(p[i:i + 2048], q).sum())
+            tot += float(torch.cdist(p[i:i + 2048], q, compute_mode="donot_use_mm_for_euclid_dist").sum())
         return tot / (p.shape[0] * q.shape[0])
 
     e = 2 * mean_dist(x, z) - mean_dist(x, x) - mean_dist(z, z)
@@ -295,6 +297,7 @@ def posterior_check(prior_samples, x_train, forward: Forward, y, gamma: float, r
         ``"on training (reference)"``, ``"energy"`` (distance to the reference) and
         ``"samples"`` (Tensor[n, d], the posterior samples).
     """
+    check_generator(generator)
     from .guidance import tv_to_weights
     from .metrics import D1D2_THRESHOLD, d1_d2, memorized_fraction
     from .posterior import lookup_weights
@@ -343,10 +346,11 @@ def datum_posteriors(priors: Mapping[str, tuple], a, y: float, gamma: float, ref
         The panels for :func:`memprior.plots.practice.datum_traces`, and each posterior's
         :func:`energy_distance` to the reference.
     """
+    seed = check_seed(seed, "seed")
     a = as_tensor("a", a, ndim=1).to(_F64)
     if a.shape[0] != 2:
         raise ValueError(f"a: expected 2 weights (d = 2), got shape {list(a.shape)}")
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     n = check_int("n", n, low=1)
     yt = torch.tensor([float(y)], dtype=_F64)
 

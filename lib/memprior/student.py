@@ -141,6 +141,14 @@ def _strip_markdown(text: str, state: _State, where: str) -> str:
     return "\n".join(out).strip("\n")
 
 
+def _is_solution(tags) -> bool:
+    """True if a cell's tags include ``solution``, in any case and with surrounding blanks
+    (``Solution``, ``SOLUTION `` ...): a solution must never reach the student set verbatim."""
+    if isinstance(tags, str):
+        tags = [tags]
+    return any(isinstance(t, str) and t.strip().lower() == SOLUTION_TAG for t in tags)
+
+
 def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.NotebookNode, list[str]]:
     """Return a copy of ``nb`` without solutions and outputs, and the labels of the removed solutions.
 
@@ -168,7 +176,7 @@ def strip_solutions(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[
     for k, cell in enumerate(out.cells):
         where = f"{name}, cell {k}"
         tags = cell.get("metadata", {}).get("tags", []) or []
-        if SOLUTION_TAG in tags:
+        if _is_solution(tags):
             if cell.cell_type == "markdown":
                 _strip_markdown(cell.source, state, where)  # keep track of any marker it holds; drop the cell
         elif cell.cell_type == "markdown":

@@ -53,7 +53,9 @@ import torch
 
 from . import diffusion
 from . import velocity as V
-from ._checks import as_tensor, check_int, check_nonneg, check_positive
+from ._cli import (check_output_dir, nonneg_int, positive_float, positive_int, run as run_cli, seed_int,
+                   unit_float)
+from ._checks import as_tensor, check_int, check_nonneg, check_positive, check_seed
 
 __all__ = [
     "DEFAULTS", "SIZES", "WIDTHS", "N_STEPS", "SAMPLERS", "TrainedPrior", "train_prior", "training_data",
@@ -227,10 +229,11 @@ class TrainedPrior:
         steps : int, optional
             Visit only ``steps`` evenly spaced levels (default all of them).
         """
+        seed = check_seed(seed, "seed")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: must be one of {SAMPLERS}, got {sampler!r}")
         run = diffusion.ddpm_sample if sampler == "ddpm" else diffusion.ddim_sample
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         with torch.no_grad():
             x = run(self.denoiser, self.schedule, check_int("n", n, low=1), generator=g, init=init, steps=steps)
         return x.to(torch.float64)
@@ -282,6 +285,7 @@ def prior_key(x_train, settings: dict, seed: int, recipe: dict | None = None, de
     -------
     str (24 hexadecimal digits)
     """
+    seed = check_seed(seed, "seed")
     u = as_tensor("x_train", x_train, ndim=2)
     blob = dict(format=_FORMAT, data=_fingerprint(u), shape=list(u.shape), recipe=recipe or {},
                 settings={k: settings[k] for k in sorted(settings)}, seed=int(seed))
@@ -292,6 +296,7 @@ def prior_key(x_train, settings: dict, seed: int, recipe: dict | None = None, de
 
 def weights_file(directory, n_train: int, settings: dict, seed: int, key: str) -> Path:
     """Path of a prior's weight file in ``directory`` (a readable name, then the key)."""
+    seed = check_seed(seed, "seed")
     return Path(directory) / (f"prior-N{n_train}-{settings['hidden']}x{settings['depth']}-"
                               f"{settings['steps']}steps-seed{seed}-{key}.pt")
 
@@ -299,7 +304,7 @@ def weights_file(directory, n_train: int, settings: dict, seed: int, key: str) -
 def _request(n_train, seed, config, kw: dict, device, directory):
     """Checked arguments of a request: ``(n_train, seed, config, settings, device, folder)``."""
     n_train = check_int("n_train", n_train, low=2)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     cfg = _config(config)
     st = _settings(kw)
     try:
@@ -324,6 +329,7 @@ def weights_path(n_train: int, *, seed: int = 0, config=None, directory=None, de
     ``settings`` are the training settings of :func:`train_prior` (``hidden``, ``steps``, ...);
     ``directory`` defaults to the package folder.  Nothing is trained or loaded.
     """
+    seed = check_seed(seed, "seed")
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"settings: unknown training settings {sorted(unknown)}; accepted: {sorted(DEFAULTS)}")
@@ -371,6 +377,7 @@ def train_prior(n_train: int, *, seed: int = 0, config=None, hidden: int | None 
     TrainedPrior
         Kept in memory for the session: the same request returns the same object.
     """
+    seed = check_seed(seed, "seed")
     n_train, seed, cfg, st, dev, folder = _request(n_train, seed, config, dict(
         hidden=hidden, depth=depth, steps=steps, lr=lr, batch_size=batch_size, ema_decay=ema_decay, n_freq=n_freq),
         device, directory)
@@ -532,15 +539,22 @@ def main(argv=None) -> int:
                                              "missing).")
     ap.add_argument("--write", nargs="?", const="", metavar="DIR", required=True,
                     help="target folder (default: the package folder memprior/data/priors)")
-    ap.add_argument("--jobs", type=int, default=1, help="networks trained in parallel, one process each")
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="training-set sizes N")
-    ap.add_argument("--widths", type=int, nargs="*", default=list(WIDTHS), help="network widths")
-    for k in ("depth", "steps", "batch_size", "n_freq"):
-        ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None, help=f"default {DEFAULTS[k]}")
-    for k in ("lr", "ema_decay"):
-        ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None, help=f"default {DEFAULTS[k]}")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=positive_int, default=1, help="networks trained in parallel, one process each")
+    ap.add_argument("--sizes", type=positive_int, nargs="+", default=list(SIZES), help="training-set sizes N")
+    ap.add_argument("--widths", type=positive_int, nargs="*", default=list(WIDTHS), help="network widths")
+    for k in ("steps", "batch_size", "n_freq"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=positive_int, default=None, help=f"default {DEFAULTS[k]}")
+    ap.add_argument("--depth", type=nonneg_int, default=None, help=f"default {DEFAULTS['depth']}")
+    ap.add_argument("--lr", type=positive_float, default=None, help=f"default {DEFAULTS['lr']}")
+    ap.add_argument("--ema-decay", type=unit_float, default=None, help=f"default {DEFAULTS['ema_decay']}")
+    ap.add_argument("--seed", type=seed_int, default=0)
     a = ap.parse_args(argv)
+    if a.write:
+        check_output_dir(ap, "--write", a.write)
+    return run_cli(ap, _main, a)
+
+
+def _main(a) -> int:
     extra = {k: getattr(a, k) for k in ("depth", "steps", "batch_size", "n_freq", "lr", "ema_decay")
              if getattr(a, k) is not None}
     specs = [dict(s, seed=a.seed, **extra) for s in shipped_specs(a.sizes, a.widths or [DEFAULTS["hidden"]])]

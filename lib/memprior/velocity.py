@@ -278,6 +278,10 @@ def grf(n: int, nx: int, nz: int, alpha: float = 3.0, tau: float = 5.0,
     """
     n = check_int("n", n, low=1)
     amp = grf_amplitude(nx, nz, alpha, tau)
+    need = 48 * n * amp.numel()  # the white noise, its complex FFT and the field, in bytes
+    if need > 8 * 2 ** 30:
+        raise ValueError(f"n: {n} fields of {nx} x {nz} would need about {need / 2 ** 30:.0f} GiB at once (more "
+                         "than 8 GiB); draw them in batches")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     w = torch.randn(n, amp.shape[0], amp.shape[1], dtype=torch.float64, generator=generator)

@@ -431,11 +431,16 @@ class Helmholtz2D:
     def pad(self, m) -> np.ndarray:
         """Extend an interior array [nx, nz] into the PML by edge replication -> [NX, NZ]."""
         a = np.asarray(m)
+        if a.shape != (self.nx, self.nz):
+            raise ValueError(f"m: expected the interior shape [nx, nz] = [{self.nx}, {self.nz}], got {list(a.shape)}")
         return a.ravel()[self._pad_index].reshape(self.NX, self.NZ)
 
     def pad_adjoint(self, g_ext) -> np.ndarray:
         """Adjoint of :meth:`pad`: sum an extended array [NX, NZ] back onto the interior [nx, nz]."""
-        g = np.asarray(g_ext).ravel()
+        g = np.asarray(g_ext)
+        if g.shape != (self.NX, self.NZ):
+            raise ValueError(f"g_ext: expected the extended shape [NX, NZ] = [{self.NX}, {self.NZ}], got {list(g.shape)}")
+        g = g.ravel()
         if np.iscomplexobj(g):
             out = (np.bincount(self._pad_index, g.real, self.nx * self.nz)
                    + 1j * np.bincount(self._pad_index, g.imag, self.nx * self.nz))
@@ -792,7 +797,7 @@ class Helmholtz2D:
         """
         mm, f, tt = self._prepare(m, freq, acq)
         dobs = self._check_data("d_obs", d_obs, acq)
-        sig = check_positive("sigma_d", sigma_d)
+        sig = check_positive("sigma_d", sigma_d, square=True)
         fac = self._factor(mm, f)
         d, g = self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: 2.0 * (d_blk - dobs[c0:c1]) / sig ** 2,
                                   pml_copies=bool(pml_copies))

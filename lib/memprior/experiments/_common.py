@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from .._checks import check_seed
 from ..diffusion import Schedule
 
 __all__ = ["generator", "schedule_or_paper", "release_memory", "releases_memory"]
@@ -16,6 +17,7 @@ __all__ = ["generator", "schedule_or_paper", "release_memory", "releases_memory"
 
 def generator(seed: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed``."""
+    seed = check_seed(seed, "seed")
     return torch.Generator().manual_seed(int(seed))
 
 

@@ -39,7 +39,7 @@ from .. import metrics
 from ..diffusion import MemorizedDenoiser, Schedule, commitment_step, ddim_sample, denoising_loss, train_denoiser
 from ..fwi import random_field_models, zscore
 from ..velocity import KLBasis
-from .._checks import check_int, check_positive
+from .._checks import check_int, check_positive, check_seed
 
 __all__ = ["paper_schedule", "Optimality", "optimality_check", "Landing", "landing_2d", "Frequencies",
            "frequency_test", "Commitment", "commitment_sweep", "MLPGap", "mlp_gap", "MemorizationSweep",
@@ -148,6 +148,8 @@ def optimality_check(*, n_train: int = 8, dim: int = 3, n_points: int = 4, steps
     -------
     Optimality
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
@@ -157,9 +159,9 @@ def optimality_check(*, n_train: int = 8, dim: int = 3, n_points: int = 4, steps
         raise TypeError(f"taus: expected a non-empty sequence of positive numbers, got {taus!r}")
     taus = tuple(check_positive("taus", v) for v in taus)
     n_mc = check_int("n_mc", n_mc, low=2)
-    x = _gaussian(n_train, dim, check_int("data_seed", data_seed))
+    x = _gaussian(n_train, dim, check_seed(data_seed, "data_seed"))
     den = MemorizedDenoiser(x, sch)
-    xt = _gaussian(n_points, dim, check_int("seed", seed), 0.6)
+    xt = _gaussian(n_points, dim, check_seed(seed, "seed"), 0.6)
     jac_err = 0.0
     for t in steps:
         J = den.jacobian(xt, t)
@@ -225,16 +227,17 @@ def landing_2d(*, n_train: int = 12, scale: float = 1.5, n_samples: int = 400, n
     -------
     Landing
     """
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     scale = check_positive("scale", scale)
     n_samples = check_int("n_samples", n_samples, low=1)
     n_paths = check_int("n_paths", n_paths, low=1, high=n_samples)
-    x = _gaussian(n_train, 2, check_int("seed", seed), scale)
+    x = _gaussian(n_train, 2, check_seed(seed, "seed"), scale)
     den = MemorizedDenoiser(x, sch)
     s, traj = ddim_sample(den, sch, n_samples, generator=generator(seed), return_trajectory=True)
     d1 = metrics.nearest(s, x).distance
-    sep = float((torch.cdist(x, x) + 1e9 * torch.eye(n_train)).min())
+    sep = float((torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(n_train)).min())
     paths = torch.cat([traj["x"][:, :n_paths], s[None, :n_paths]]).numpy()
     out = Landing(x_train=x.numpy(), samples=s.numpy(), paths=paths, max_d1=float(d1.max()), min_separation=sep)
     _readonly(out.x_train, out.samples, out.paths)
@@ -293,14 +296,16 @@ def frequency_test(*, n_train: int = 10, dim: int = 32, n_samples: int = 2000, i
     -------
     Frequencies
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
     n_samples = check_int("n_samples", n_samples, low=1)
     if isinstance(inits, str) or len(inits) == 0 or any(i not in ("marginal", "standard") for i in inits):
         raise ValueError(f"inits: expected a non-empty sequence of 'marginal' and 'standard', got {inits!r}")
-    x = _gaussian(n_train, dim, check_int("data_seed", data_seed))
-    seed = check_int("seed", seed)
+    x = _gaussian(n_train, dim, check_seed(data_seed, "data_seed"))
+    seed = check_seed(seed, "seed")
     den = MemorizedDenoiser(x, sch)
     counts, pvals, max_d1 = [], [], 0.0
     for init in inits:
@@ -369,12 +374,14 @@ def commitment_sweep(*, dims=(2, 8, 32, 128), ns=(10, 100, 1000), n_paths: int =
     -------
     Commitment
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
     sch = schedule_or_paper(schedule)
     dims = _ints("dims", dims, low=1)
     ns = _ints("ns", ns, low=2)
     n_paths = check_int("n_paths", n_paths, low=1)
     threshold = check_positive("threshold", threshold, upper=1.0)
-    data_seed, seed = check_int("data_seed", data_seed), check_int("seed", seed)
+    data_seed, seed = check_seed(data_seed, "data_seed"), check_seed(seed, "seed")
     med = np.zeros((len(ns), len(dims)))
     lo, hi = np.zeros_like(med), np.zeros_like(med)
     for i, n in enumerate(ns):
@@ -474,6 +481,10 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     -------
     MLPGap
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
+    mc_seed = check_seed(mc_seed, "mc_seed")
+    sample_seed = check_seed(sample_seed, "sample_seed")
     sch = schedule_or_paper(schedule)
     n_train = check_int("n_train", n_train, low=2)
     dim = check_int("dim", dim, low=1)
@@ -481,8 +492,8 @@ def mlp_gap(*, n_train: int = 5, dim: int = 2, snapshots=(300, 1000, 3000), t_st
     t_stride = check_int("t_stride", t_stride, low=1, high=sch.n_steps - 1)
     n_mc = check_int("n_mc", n_mc, low=1)
     n_samples = check_int("n_samples", n_samples, low=1)
-    data_seed, seed = check_int("data_seed", data_seed), check_int("seed", seed)
-    mc_seed, sample_seed = check_int("mc_seed", mc_seed), check_int("sample_seed", sample_seed)
+    data_seed, seed = check_seed(data_seed, "data_seed"), check_seed(seed, "seed")
+    mc_seed, sample_seed = check_seed(mc_seed, "mc_seed"), check_seed(sample_seed, "sample_seed")
     x = _train_set(n_train, dim, data_seed)
     net = _train(x, sch, n_train, snapshots, seed)
     mem = MemorizedDenoiser(x, sch)
@@ -578,14 +589,18 @@ def memorization_sweep(*, ns=(5, 20, 80), dim: int = 2, snapshots=(300, 1000, 30
     -------
     MemorizationSweep
     """
+    data_seed = check_seed(data_seed, "data_seed")
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    sample_seed = check_seed(sample_seed, "sample_seed")
     sch = schedule_or_paper(schedule)
     ns = _ints("ns", ns, low=2)
     dim = check_int("dim", dim, low=1)
     snapshots = _ints("snapshots", snapshots, low=1)
     n_samples = check_int("n_samples", n_samples, low=1)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
-    data_seed, seed = check_int("data_seed", data_seed), check_int("seed", seed)
-    fresh_seed, sample_seed = check_int("fresh_seed", fresh_seed), check_int("sample_seed", sample_seed)
+    data_seed, seed = check_seed(data_seed, "data_seed"), check_seed(seed, "seed")
+    fresh_seed, sample_seed = check_seed(fresh_seed, "fresh_seed"), check_seed(sample_seed, "sample_seed")
     fresh = _gaussian(n_fresh, dim, fresh_seed)
     frac = np.zeros((2, len(ns), len(snapshots)))
     se, med = np.zeros_like(frac), np.zeros((len(ns), len(snapshots)))
@@ -658,10 +673,11 @@ def null_vs_dimension(*, dims=(1, 2, 4, 8, 16, 32, 64, 100), ns=(50, 1000), n_fr
     -------
     NullVsDimension
     """
+    seed = check_seed(seed, "seed")
     dims = _ints("dims", dims, low=1)
     ns = _ints("ns", ns, low=2)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
-    seed = check_int("seed", seed)
+    seed = check_seed(seed, "seed")
     fr, fq = np.zeros((len(ns), len(dims))), np.zeros((len(ns), len(dims)))
     for i, n in enumerate(ns):
         for j, d in enumerate(dims):
@@ -770,11 +786,13 @@ def null_kl(*, ns=(50, 200, 1000), n_fresh: int = 1000, grid: int = 32, K: int =
     -------
     NullKL
     """
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
     ns = _ints("ns", ns, low=3)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
     K = check_int("K", K, low=1)
     grid = check_int("grid", grid, low=K + 1)
-    seed, fresh_seed = check_int("seed", seed, low=0), check_int("fresh_seed", fresh_seed, low=0)
+    seed, fresh_seed = check_seed(seed, "seed"), check_seed(fresh_seed, "fresh_seed")
     if seed == fresh_seed:
         raise ValueError(f"fresh_seed: must differ from the training pool's seed {seed}")
     basis = KLBasis(grid, grid, K=K)

@@ -50,7 +50,7 @@ import torch
 from .. import diffusion, guidance, metrics, posterior, wave
 from .. import trained
 from .. import velocity as V
-from .._checks import as_tensor, check_int, check_positive, progress
+from .._checks import as_tensor, check_int, check_positive, check_seed, progress
 from ._common import releases_memory
 from ..fwi import (FWIConfig, KLForward, Observation, TrainingSet, Truth, commitment_curves,
                    commitment_steps, complex_noise, complex_nll, gamma_of, lookup_from_misfits, random_field_models,
@@ -284,7 +284,8 @@ class FWIExperiment:
 
     def fresh_models(self, n: int, seed: int = 10_000) -> torch.Tensor:
         """Raw KL coefficients ``[n, d]`` of fresh random-field models (the null baseline's draws)."""
-        seed = check_int("seed", seed, low=0)
+        seed = check_seed(seed, "seed")
+        seed = check_seed(seed, "seed")
         if seed == self.cfg.seed:
             raise ValueError(f"seed: must differ from the training pool's seed {self.cfg.seed}")
         return random_field_models(self.basis, n, seed)[0]
@@ -300,8 +301,9 @@ class FWIExperiment:
         ``"ood"``: an out-of-distribution random field (alpha = 2, tau = 3: rougher and longer-range
         than the training fields' alpha = 3, tau = 5), rescaled to 1.7-2.7 km/s.
         """
+        seed = check_seed(seed, "seed")
         c = self.cfg
-        seed = check_int("seed", seed, low=0)
+        seed = check_seed(seed, "seed")
         if kind == "lens":
             v = V.gaussian_lens(c.grid, c.grid, c.dx, v0=c.lens_v0, dv=c.lens_dv, width=c.lens_width)
         elif kind == "prior":
@@ -319,8 +321,9 @@ class FWIExperiment:
 
     def observation(self, kind: str = "lens", noise: float | None = None, seed: int = 1) -> Observation:
         """The noisy data of the named truth (:meth:`truth`), made once and kept (see :meth:`observe`)."""
+        seed = check_seed(seed, "seed")
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
-        key = (kind, float(noise), check_int("seed", seed, low=0))
+        key = (kind, float(noise), check_seed(seed, "seed"))
         if key not in self._obs:
             self._obs[key] = self.observe(self.truth(kind), noise=noise, seed=seed)
         return self._obs[key]
@@ -331,12 +334,13 @@ class FWIExperiment:
 
         The same seed gives the same standard-normal draw at every noise level.
         """
+        seed = check_seed(seed, "seed")
         if not isinstance(truth, Truth):
             raise TypeError(f"truth: expected a Truth (from FWIExperiment.truth), got {type(truth).__name__}")
         noise = self.cfg.noise if noise is None else check_positive("noise", noise)
         d = torch.as_tensor(self.solver.forward(truth.m, self.cfg.freq, self.acq))
         sigma_d = noise * float(d.abs().max() if self.cfg.noise_ref == "max" else d.abs().pow(2).mean().sqrt())
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         e = complex_noise(d.shape, 1.0, g) * sigma_d
         d_obs = d + e
         return Observation(truth=truth, d_clean=d, d_obs=d_obs, noise=noise, sigma_d=sigma_d,
@@ -398,6 +402,7 @@ class FWIExperiment:
         Runs with the closed-form denoiser are kept: the same call, on the same data, returns the
         same :class:`SampleResult` without sampling again (so the chapter's sweeps share runs).
         """
+        seed = check_seed(seed, "seed")
         if method not in METHODS:
             raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
         if not isinstance(obs, Observation):
@@ -417,7 +422,7 @@ class FWIExperiment:
         closed = self.denoiser(N)
         den = closed if denoiser is None else denoiser
         rec = diffusion.TrajectoryRecorder()
-        g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(check_seed(seed, "seed"))
         calls0 = fwd.n_calls
         lu0 = self.solver.n_factorizations
         t0 = time.perf_counter()
@@ -471,7 +476,7 @@ class FWIExperiment:
         :class:`LookupResult`), with Jacobians from multi-RHS solves.  Returns
         ``(LinearizedMixture, index [top])``.
         """
-        sigma = check_positive("sigma", sigma)
+        sigma = check_positive("sigma", sigma, square=True)
         N = check_int("N", N, low=2, high=self.n_max)
         top = min(16, N) if top is None else check_int("top", top, low=1, high=N)
         lk = self.lookup(N, obs)
@@ -524,6 +529,7 @@ class FWIExperiment:
         Meant for a reduced basis (e.g. ``K = 4``, ``d = 16``): see
         :func:`memprior.diffusion.train_denoiser` for the loss, EMA and caching.
         """
+        seed = check_seed(seed, "seed")
         t0 = time.perf_counter()
         net = diffusion.train_denoiser(self.training_set(N).u, self.schedule, steps=steps, hidden=hidden, depth=depth,
                              seed=seed, cache=cache, show_progress=self.show_progress)
@@ -539,6 +545,7 @@ def run_pipeline(exp: FWIExperiment, truth: str = "lens", sizes=None, methods=ME
     Used for the paper-scale run (``benchmarks/bench_fwi.py``).  Returns a dict with the
     per-N results and the wall time of each stage.
     """
+    seed = check_seed(seed, "seed")
     if not isinstance(exp, FWIExperiment):
         raise TypeError(f"exp: expected an FWIExperiment, got {type(exp).__name__}")
     sizes = exp.cfg.sizes if sizes is None else tuple(sizes)
@@ -982,6 +989,8 @@ def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", z
     n_prior : int
         Unconditional draws (>= 1).
     """
+    seed = check_seed(seed, "seed")
+    prior_seed = check_seed(prior_seed, "prior_seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     zeta, step_size = check_positive("zeta", zeta), check_positive("step_size", step_size)
@@ -992,7 +1001,7 @@ def compare_samplers(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", z
     lk = exp.lookup(N, o)
     rank = _ranks(lk.nll)
     ts = exp.training_set(N)
-    g = torch.Generator().manual_seed(check_int("prior_seed", prior_seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(prior_seed, "prior_seed"))
     prior = diffusion.ddim_sample(exp.denoiser(N), exp.schedule, n_prior, generator=g)
     prior_idx = metrics.nearest(prior, ts.u).index
     dps, normalized, exact = (_summarize(exp, r, rank, lk.best) for r in runs)
@@ -1049,12 +1058,14 @@ def exact_check(exp: FWIExperiment, *, N: int = 50, truth: str = "lens", noise: 
 
     Batch ``b`` uses the seed ``seed + b`` (bounded memory); ``steps`` levels of the schedule.
     """
+    obs_seed = check_seed(obs_seed, "obs_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     noise = check_positive("noise", noise)
     n_batches, batch = check_int("n_batches", n_batches, low=1), check_int("batch", batch, low=1)
-    seed = check_int("seed", seed, low=0)
-    o = exp.observation(_check_truth(truth), noise=noise, seed=check_int("obs_seed", obs_seed, low=0))
+    seed = check_seed(seed, "seed")
+    o = exp.observation(_check_truth(truth), noise=noise, seed=check_seed(obs_seed, "obs_seed"))
     lk = exp.lookup(N, o)
     hits = torch.cat([exp.sample("exact", N, o, n=batch, seed=seed + b, steps=steps).nearest for b in range(n_batches)])
     freq = torch.bincount(hits, minlength=N).double() / hits.numel()
@@ -1158,11 +1169,12 @@ def linearized_sweep(exp: FWIExperiment, *, N: int = 50, truth: str = "lens",
     normalized-DPS run (step length ``step_size``, ``seed``) on the same training set is measured against
     the dominant component at ``sigma_min``.
     """
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     o = exp.observation(_check_truth(truth))
     sigma_min = float(exp.schedule.sigma(0))
-    sig = sorted({check_positive("sigmas", s) for s in sigmas} | {sigma_min})
+    sig = sorted({check_positive("sigmas", s, square=True) for s in sigmas} | {sigma_min})
     ts, lk = exp.training_set(N), exp.lookup(N, o)
     rank = _ranks(lk.nll)
     eh, eh0, shift, spread, dom, same = [], [], [], [], [], []
@@ -1245,6 +1257,8 @@ def memorization_sweep(exp: FWIExperiment, *, sizes=None, truth: str = "lens", n
     The null draws ``n_fresh`` fresh random-field models (seed ``fresh_seed``) from the training
     distribution and scores them against the same training sets.
     """
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", N) for N in sizes)
     if not sizes:
@@ -1326,6 +1340,9 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
     null of ``n_fresh`` fresh models; ``dps_n`` normalized-DPS samples of each (``dps_steps`` levels).
     The networks' weights are cached on disk (:func:`memprior.diffusion.train_denoiser`).
     """
+    draw_seed = check_seed(draw_seed, "draw_seed")
+    train_seed = check_seed(train_seed, "train_seed")
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     K = check_int("K", K, low=1)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
@@ -1340,7 +1357,7 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
         net = e.train_mlp(N, steps=train_steps, hidden=hidden, depth=depth, seed=train_seed)
         ts = e.training_set(N)
         for key, den in (("mlp", net), ("cf", e.denoiser(N))):
-            g = torch.Generator().manual_seed(check_int("draw_seed", draw_seed, low=0))
+            g = torch.Generator().manual_seed(check_seed(draw_seed, "draw_seed"))
             x = diffusion.ddim_sample(den, e.schedule, n_draws, generator=g).double()
             m = e.memorization(ts.to_z(x), N, fresh)
             out[f"{key}_frac_q"].append(m["frac_q"])
@@ -1353,7 +1370,7 @@ def mlp_comparison(exp: FWIExperiment, *, K: int = 4, sizes=(20, 1000), truth: s
                 out["null_frac_q"].append(m["null_frac_q"])
                 out["null_frac_r"].append(m["null_frac_r"])
     u = e.training_set(min(sizes)).u
-    spacing = _median((torch.cdist(u, u) + 1e9 * torch.eye(u.shape[0], dtype=u.dtype)).min(1).values)
+    spacing = _median((torch.cdist(u, u, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(u.shape[0], dtype=u.dtype)).min(1).values)
     train_s = sum(v for k, v in e.timings.items() if k.startswith("train_mlp"))
     return MLPComparison(sizes=np.array(sizes), d=e.cfg.d, **{k: np.array(v) for k, v in out.items()},
                          spacing=spacing, train_seconds=float(train_s))
@@ -1387,6 +1404,7 @@ class StepLengths:
 def step_lengths(exp: FWIExperiment, *, N: int = 200, truth: str = "lens", step_sizes=(0.02, 0.07), n: int = 4,
                  steps: int = 25, seed: int = 0) -> StepLengths:
     """Run the normalized variant with each step length of ``step_sizes`` (same seed, ``n`` samples, ``steps`` levels)."""
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     N = _check_size(exp, "N", N)
     step_sizes = tuple(check_positive("step_sizes", e) for e in step_sizes)
@@ -1410,6 +1428,7 @@ def app_runs(exp: FWIExperiment, *, truth: str = "lens", sizes=None, N: int = 20
     other step lengths ``step_sizes`` at ``N`` (those of :func:`step_lengths`).  The noise is the
     configuration's.
     """
+    seed = check_seed(seed, "seed")
     exp = _check_exp(exp)
     sizes = exp.cfg.sizes if sizes is None else tuple(_check_size(exp, "sizes", k) for k in sizes)
     N = _check_size(exp, "N", N)
@@ -1567,6 +1586,10 @@ def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_sample
     level : float in (0, 1)
         Probability of the intervals.
     """
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    seed = check_seed(seed, "seed")
+    train_seed = check_seed(train_seed, "train_seed")
+    boot_seed = check_seed(boot_seed, "boot_seed")
     exp = _check_exp(exp)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
     if not sizes:
@@ -1581,7 +1604,7 @@ def memorization_transition(exp: FWIExperiment, *, sizes=trained.SIZES, n_sample
     level = check_positive("level", level, upper=1.0)
     if level >= 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
-    boot_seed = check_int("boot_seed", boot_seed, low=0)
+    boot_seed = check_seed(boot_seed, "boot_seed")
     fresh = exp.fresh_models(n_fresh, seed=fresh_seed)
     col = {k: [] for k in MemorizationTransition._FIELDS}
     per = {k: [] for k in ("q", "r", "null_q", "null_r", "samples")}
@@ -1674,6 +1697,9 @@ def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=
     train_seed, hidden, depth, steps :
         Passed to :func:`memprior.trained.train_prior`.
     """
+    seed = check_seed(seed, "seed")
+    fresh_seed = check_seed(fresh_seed, "fresh_seed")
+    train_seed = check_seed(train_seed, "train_seed")
     exp = _check_exp(exp)
     sizes = tuple(check_int("sizes", N, low=2) for N in sizes)
     if not sizes:
@@ -1685,7 +1711,7 @@ def denoiser_gap(exp: FWIExperiment, *, sizes=(10, 50, 200, 1000, 5000), levels=
     if not ts:
         raise ValueError("levels: need at least one diffusion level")
     fresh = exp.fresh_models(n, seed=fresh_seed)
-    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(seed, "seed"))
     eps = torch.randn((n, exp.cfg.d), generator=g, dtype=torch.float64)
     pick = torch.randint(1 << 30, (n,), generator=g)
     out = {k: np.zeros((len(sizes), len(ts))) for k in ("rmse_train", "rmse_fresh", "weight_train", "weight_fresh")}
@@ -1754,6 +1780,8 @@ def memorization_phase(exp: FWIExperiment, *, sizes=trained.SIZES, widths=traine
     ``steps`` and ``kw`` (``sampler``, ``init``, ``fresh_seed``, ``n_boot``, ``level``, ``boot_seed``, ``depth``) are
     passed on; the defaults are the shipped networks.
     """
+    seed = check_seed(seed, "seed")
+    train_seed = check_seed(train_seed, "train_seed")
     widths = tuple(check_int("widths", w, low=1) for w in widths)
     if not widths:
         raise ValueError("widths: need at least one network width")
@@ -1937,7 +1965,7 @@ def _dps_run(exp, prior, fwd, obs, n, steps, step_size, seed, n_snap, directory,
         with np.load(path) as f:
             return dict(u=torch.from_numpy(f["u"]), snap_x0=torch.from_numpy(f["snap_x0"]),
                         snap_levels=torch.from_numpy(f["snap_levels"]), seconds=float(f["seconds"]))
-    g = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    g = torch.Generator().manual_seed(check_seed(seed, "seed"))
     x_T = torch.randn((n, exp.cfg.d), generator=g, dtype=torch.float64)
     rec = diffusion.TrajectoryRecorder()
     t0 = time.perf_counter()
@@ -1957,6 +1985,7 @@ def _dps_run(exp, prior, fwd, obs, n, steps, step_size, seed, n_snap, directory,
 def write_dps_runs(directory=None, *, sizes=(50, 200, 1000), n: int = 32, steps: int = 200,
                    step_size: float = 0.05, seed: int = 0, n_snap: int = 5) -> list:
     """Run and store the chapter's trained-prior DPS runs (default configuration, lens data); returns the paths."""
+    seed = check_seed(seed, "seed")
     exp = FWIExperiment(FWIConfig(), show_progress=False)
     o = exp.observation("lens")
     out = []
@@ -2007,6 +2036,9 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
         has a file there is loaded instead of sampled; ``python -m memprior.experiments.fwi
         --write-dps [DIR]`` writes the chapter's.
     """
+    seed = check_seed(seed, "seed")
+    boot_seed = check_seed(boot_seed, "boot_seed")
+    train_seed = check_seed(train_seed, "train_seed")
     exp = _check_exp(exp)
     sizes = tuple(_check_size(exp, "sizes", N) for N in sizes)
     if not sizes:
@@ -2017,7 +2049,7 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
     k = check_int("k", k, low=1, high=n)
     n_snap = check_int("n_snap", n_snap, low=2, high=steps)
     n_boot, level = check_int("n_boot", n_boot, low=10), _check_level(level)
-    boot_seed = check_int("boot_seed", boot_seed, low=0)
+    boot_seed = check_seed(boot_seed, "boot_seed")
     o = exp.observation(_check_truth(truth))
     per = {key: [] for key in ("nearest", "rank", "nearest_dist", "q", "misfit_per_datum", "v", "nearest_v",
                                "snapshots", "coef_samples", "coef_train")}
@@ -2055,7 +2087,7 @@ def trained_dps(exp: FWIExperiment, *, sizes=(50, 200, 1000), truth: str = "lens
         col["cf_spread"].append(float(_mean_std(_np(exp.velocities(N, cf.u)))))
         col["cf_misfit"].append(_median(cf.misfit_per_datum))
         uu = ts.u
-        col["spacing"].append(_median((torch.cdist(uu, uu) + 1e9 * torch.eye(N, dtype=uu.dtype)).min(1).values))
+        col["spacing"].append(_median((torch.cdist(uu, uu, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(N, dtype=uu.dtype)).min(1).values))
         col["lookup_best"].append(lk.best)
         col["lookup_misfit"].append(lk.misfit_per_datum)
         col["lookup_exp_H"].append(lk.exp_H)
@@ -2343,8 +2375,14 @@ def protocol(exp: FWIExperiment, *, N: int = 200, step: float = 1e-6) -> Protoco
 
 if __name__ == "__main__":      # python -m memprior.experiments.fwi --write-dps [DIR]
     import argparse
-    ap = argparse.ArgumentParser(description="Write the shipped trained-prior DPS runs of chapter 7.")
+    import sys
+
+    from .._cli import EXIT_OK, check_output_dir, run as run_cli
+    ap = argparse.ArgumentParser(prog="python -m memprior.experiments.fwi",
+                                 description="Write the shipped trained-prior DPS runs of chapter 7.")
     ap.add_argument("--write-dps", nargs="?", const="", metavar="DIR", required=True)
     args = ap.parse_args()
+    if args.write_dps:
+        check_output_dir(ap, "--write-dps", args.write_dps)
     torch.set_num_threads(1)
-    write_dps_runs(args.write_dps or None)
+    sys.exit(run_cli(ap, lambda: [write_dps_runs(args.write_dps or None), EXIT_OK][1]))

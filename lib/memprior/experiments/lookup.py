@@ -167,8 +167,8 @@ def two_forward_maps(*, y: float = 1.0, gamma: float = 0.3, sigma: float = 0.3, 
     -------
     TwoForwardMaps
     """
-    gamma = check_positive("gamma", gamma)
-    sigma = check_positive("sigma", sigma)
+    gamma = check_positive("gamma", gamma, square=True)
+    sigma = check_positive("sigma", sigma, square=True)
     n_grid = check_int("n_grid", n_grid, low=3)
     x = _stored_models(x_train)
     lo, hi = _check_interval(lo, hi, x)
@@ -236,8 +236,8 @@ def noise_sweep(*, data=(0.0, 1.0, 3.0), gamma_min: float = 1e-3, gamma_max: flo
     -------
     NoiseSweep
     """
-    gamma_min = check_positive("gamma_min", gamma_min)
-    gamma_max = check_positive("gamma_max", gamma_max)
+    gamma_min = check_positive("gamma_min", gamma_min, square=True)
+    gamma_max = check_positive("gamma_max", gamma_max, square=True)
     if not gamma_min < gamma_max:
         raise ValueError(f"gamma_min, gamma_max: need 0 < gamma_min < gamma_max, got {gamma_min}, {gamma_max}")
     n_gammas = check_int("n_gammas", n_gammas, low=2)
@@ -320,9 +320,9 @@ def bandwidth_limit(*, y: float = 1.0, gamma: float = 0.3, sigma_max: float = 0.
     -------
     BandwidthLimit
     """
-    gamma = check_positive("gamma", gamma)
-    sigma_max = check_positive("sigma_max", sigma_max)
-    sigma_min = check_positive("sigma_min", sigma_min)
+    gamma = check_positive("gamma", gamma, square=True)
+    sigma_max = check_positive("sigma_max", sigma_max, square=True)
+    sigma_min = check_positive("sigma_min", sigma_min, square=True)
     if not sigma_min < sigma_max:
         raise ValueError(f"sigma_min, sigma_max: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
     n_sigmas = check_int("n_sigmas", n_sigmas, low=2)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .. import mle
-from .._checks import check_int, check_positive
+from .._checks import check_int, check_positive, check_seed
 
 __all__ = [
     "Data",
@@ -82,10 +82,12 @@ def sample_data(*, n_pool: int = 400, n_test: int = 2000, pool_seed: int = 0, te
     -------
     Data
     """
+    pool_seed = check_seed(pool_seed, "pool_seed")
+    test_seed = check_seed(test_seed, "test_seed")
     n_pool = check_int("n_pool", n_pool, low=1)
     n_test = check_int("n_test", n_test, low=1)
-    pool_seed = check_int("pool_seed", pool_seed, low=0)
-    test_seed = check_int("test_seed", test_seed, low=0)
+    pool_seed = check_seed(pool_seed, "pool_seed")
+    test_seed = check_seed(test_seed, "test_seed")
     ref = mle.reference_density()
     pool = ref.sample(n_pool, generator=torch.Generator().manual_seed(pool_seed))
     x_test = ref.sample(n_test, generator=torch.Generator().manual_seed(test_seed))
@@ -94,8 +96,8 @@ def sample_data(*, n_pool: int = 400, n_test: int = 2000, pool_seed: int = 0, te
 
 
 def _sigma_grid(sigma_min, sigma_max, n_sigmas) -> np.ndarray:
-    lo = check_positive("sigma_min", sigma_min)
-    hi = check_positive("sigma_max", sigma_max)
+    lo = check_positive("sigma_min", sigma_min, square=True)
+    hi = check_positive("sigma_max", sigma_max, square=True)
     if not lo < hi:
         raise ValueError(f"sigma_min, sigma_max: need 0 < sigma_min < sigma_max, got ({lo}, {hi})")
     n_sigmas = check_int("n_sigmas", n_sigmas, low=3)
@@ -185,6 +187,8 @@ def bandwidth_study(*, n: int = 20, n_pool: int = 400, n_test: int = 2000, pool_
     -------
     BandwidthStudy
     """
+    pool_seed = check_seed(pool_seed, "pool_seed")
+    test_seed = check_seed(test_seed, "test_seed")
     n = _check_n("n", n, n_pool, low=2)
     data = sample_data(n_pool=n_pool, n_test=n_test, pool_seed=pool_seed, test_seed=test_seed)
     sigmas = _sigma_grid(sigma_min, sigma_max, n_sigmas)
@@ -268,6 +272,8 @@ def sample_size_sweep(*, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 400), n_p
     -------
     SampleSizeSweep
     """
+    pool_seed = check_seed(pool_seed, "pool_seed")
+    test_seed = check_seed(test_seed, "test_seed")
     if isinstance(ns, (str, bytes)) or not hasattr(ns, "__len__") or len(ns) == 0:
         raise TypeError(f"ns: expected a non-empty sequence of integers, got {ns!r}")
     ns = [_check_n("ns[]", k, n_pool, low=1) for k in ns]
@@ -386,6 +392,9 @@ def flexible_study(*, n: int = 8, n_components: int | None = None, sigma_init: f
     -------
     FlexibleStudy
     """
+    seed = check_seed(seed, "seed")
+    pool_seed = check_seed(pool_seed, "pool_seed")
+    test_seed = check_seed(test_seed, "test_seed")
     n = _check_n("n", n, n_pool, low=2)
     data = sample_data(n_pool=n_pool, n_test=n_test, pool_seed=pool_seed, test_seed=test_seed)
     x_train, x_test = torch.as_tensor(data.pool[:n]), torch.as_tensor(data.x_test)

@@ -34,7 +34,7 @@ from ._common import generator
 from .. import diffusion as dif
 from .. import metrics as met
 from .. import practice as prac
-from .._checks import as_tensor, check_int, check_positive
+from .._checks import as_tensor, check_generator, check_int, check_positive, check_seed as _seed
 from ..posterior import linearized_mixture, lookup_weights
 
 __all__ = [
@@ -114,6 +114,7 @@ class ToyProblem:
 
     def reference_sampler(self, y: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` samples (Tensor[n, 2]) of the reference posterior for the datum ``y``."""
+        check_generator(generator)
         yt = torch.tensor([float(y)], dtype=_F64)
         mix = linearized_mixture(self.forward, torch.zeros(1, _D, dtype=_F64), yt, 1.0, self.gamma)
         return mix.sample(n, generator=generator)
@@ -159,16 +160,17 @@ def toy_problem(*, n_small: int = 8, n_large: int = 512, n_fresh: int = 2000, n_
     -------
     ToyProblem
     """
+    seed = _seed(seed, "seed")
     n_small = check_int("n_small", n_small, low=2)
     n_large = check_int("n_large", n_large, low=2)
     n_fresh = check_int("n_fresh", n_fresh, low=1)
     n_held_out = check_int("n_held_out", n_held_out, low=1)
     n_reference = check_int("n_reference", n_reference, low=1)
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     if isinstance(y, bool) or not isinstance(y, (int, float, np.integer, np.floating)) or not math.isfinite(y):
         raise ValueError(f"y: must be a finite real number, got {y!r}")
     y = float(y)
-    seed = check_int("seed", seed)
+    seed = _seed(seed, "seed")
     g = generator(seed)
     d = _D
     x_small, x_large, fresh, held_out = (torch.randn(n, d, generator=g, dtype=_F64)
@@ -182,7 +184,7 @@ def toy_problem(*, n_small: int = 8, n_large: int = 512, n_fresh: int = 2000, n_
     ref = linearized_mixture(forward, torch.zeros(1, d, dtype=_F64), yt, 1.0, gamma)
     reference = ref.sample(n_reference, generator=generator(seed + 1))
     w = lookup_weights(forward, x_small, yt, gamma)
-    spacing = (torch.cdist(x_small, x_small) + 1e9 * torch.eye(n_small, dtype=_F64)).min(1).values.median()
+    spacing = (torch.cdist(x_small, x_small, compute_mode="donot_use_mm_for_euclid_dist") + 1e9 * torch.eye(n_small, dtype=_F64)).min(1).values.median()
     return ToyProblem(x_small=_np(x_small), x_large=_np(x_large), fresh=_np(fresh), held_out=_np(held_out),
                    a=_np(a), y=y, gamma=gamma, reference=_np(reference), ref_mean=_np(ref.means[0]),
                    ref_cov=_np(ref.covs[0]), lookup_weights=_np(w), spacing=float(spacing))
@@ -243,6 +245,7 @@ def train_priors(bed: ToyProblem, *, snapshot_steps: Sequence[int] = (100, 200, 
     -------
     Priors
     """
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     snaps = tuple(sorted({check_int("snapshot_steps", s, low=1) for s in snapshot_steps}))
     if not snaps:
@@ -328,6 +331,7 @@ def detect(bed: ToyProblem, priors: Priors, *, n_samples: int = 4000, n_scored: 
     -------
     Detection
     """
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("priors", priors, Priors)
     n_samples = check_int("n_samples", n_samples, low=1)
@@ -362,6 +366,7 @@ def mean_denoising_loss(denoiser, data, schedule: dif.Schedule, *, level_every: 
     -------
     float, in squared units of the data.
     """
+    seed = _seed(seed, "seed")
     level_every = check_int("level_every", level_every, low=1)
     x = as_tensor("data", data, ndim=2).to(_F64)
     ts = list(range(0, schedule.n_steps, level_every))
@@ -395,6 +400,7 @@ class LossGap:
 
 def loss_gap(bed: ToyProblem, priors: Priors, *, level_every: int = 10, n: int = 1024, seed: int = 3) -> LossGap:
     """Training against held-out loss at each snapshot, and the final gaps (see :func:`mean_denoising_loss`)."""
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("priors", priors, Priors)
     kw = dict(level_every=level_every, n=n, seed=seed)
@@ -461,8 +467,9 @@ def truncation_check(bed: ToyProblem, schedule: dif.Schedule, *, sigma_min: floa
     -------
     TruncationCheck
     """
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
-    sigma_min = bed.spacing / 2 if sigma_min is None else check_positive("sigma_min", sigma_min)
+    sigma_min = bed.spacing / 2 if sigma_min is None else check_positive("sigma_min", sigma_min, square=True)
     n, n_post = check_int("n", n, low=1), check_int("n_post", n_post, low=1)
     t0 = prac.level_for_sigma(schedule, sigma_min)
     s_eff = schedule.sigma(t0)
@@ -527,6 +534,7 @@ class PosteriorChecks:
 def posterior_checks(bed: ToyProblem, det: Detection, *, n: int = 1000, seed: int = 6) -> PosteriorChecks:
     """Importance posteriors of the two networks' samples and of the fresh draws, checked against the lookup
     and the reference (:func:`memprior.practice.posterior_check`; ``n`` posterior samples, seeded by ``seed``)."""
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("det", det, Detection)
     n = check_int("n", n, low=1)
@@ -649,6 +657,9 @@ def mitigations(bed: ToyProblem, priors: Priors, det: Detection, *, best_step: i
     -------
     Mitigations
     """
+    seed = _seed(seed, "seed")
+    check_seed = _seed(check_seed, "check_seed")
+    fresh_seed = _seed(fresh_seed, "fresh_seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("priors", priors, Priors)
     _check_type("det", det, Detection)
@@ -723,6 +734,7 @@ def training_snapshots(bed: ToyProblem, priors: Priors, *, n: int = 1500, n_scor
                        n_post: int = 400, n_boot: int = 50, ddim_steps: int = 100, seed: int = 13) -> Snapshots:
     """Sample each snapshot of the memorizing network (``n`` samples, seed ``seed``) and check its posterior
     (``n_post`` samples, ``n_boot`` bootstrap replicates, seed ``seed + 1``)."""
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("priors", priors, Priors)
     n = check_int("n", n, low=1)
@@ -781,6 +793,7 @@ def datum_sweep(bed: ToyProblem, det: Detection, mit: Mitigations, *,
     """Posteriors of the memorizing prior, of the same network stopped at :math:`\\sigma_{\\min} = \\delta`, and of
     the network trained on 512 examples, for each datum (:func:`memprior.practice.datum_posteriors`: ``n``
     posterior samples from the first ``n_prior`` prior samples, seeded by ``seed``)."""
+    seed = _seed(seed, "seed")
     _check_type("bed", bed, ToyProblem)
     _check_type("det", det, Detection)
     _check_type("mit", mit, Mitigations)

@@ -34,7 +34,7 @@ import torch
 
 from ._common import generator, schedule_or_paper
 from .. import guidance, metrics, posterior
-from .._checks import as_train, check_int, check_positive
+from .._checks import as_train, check_int, check_positive, check_seed
 from ..diffusion import MemorizedDenoiser, Schedule
 
 __all__ = ["PROBLEMS", "ZETAS", "STEP_SIZES", "PARTICLES", "SMC_SAMPLES", "LEVELS", "square_forward", "square_1d",
@@ -86,7 +86,7 @@ def square_1d(y: float = 1.0, gamma: float = 0.5, x_train=None) -> posterior.Pro
     memprior.posterior.Problem
         With ``grid=None`` (nothing here integrates on a grid).
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     if isinstance(y, bool) or not isinstance(y, (int, float, np.integer, np.floating)) or not math.isfinite(y):
         raise TypeError(f"y: expected a finite real number, got {y!r}")
     if x_train is None:
@@ -137,7 +137,7 @@ def _n_samples(n_samples, names) -> dict[str, int]:
 
 
 def _common(seed, n_boot):
-    return check_int("seed", seed, low=0), check_int("n_boot", n_boot, low=2)
+    return check_seed(seed, "seed"), check_int("n_boot", n_boot, low=2)
 
 
 # ----------------------------------------------------------------------------- results
@@ -313,6 +313,7 @@ def exact_runs(*, n_samples: int = 600, seed: int = 0, problems: Sequence[str] =
     -------
     Runs
     """
+    seed = check_seed(seed, "seed")
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
 
     def draw(k, p, n, g):
@@ -336,6 +337,7 @@ def plugin_runs(*, zeta: float = 1.0, n_samples: int = 600, seed: int = 200, pro
     -------
     Runs
     """
+    seed = check_seed(seed, "seed")
     zeta = check_positive("zeta", zeta)
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
 
@@ -364,6 +366,7 @@ def dps_sweep(*, zetas: Sequence[float] = ZETAS, n_samples: int = 600, seed: int
     Sweep
         ``parameter="zeta'"``.
     """
+    seed = check_seed(seed, "seed")
     zetas = _values("zetas", zetas)
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
     dens = {k: MemorizedDenoiser(probs[k].x_train, sched) for _, k in names}
@@ -391,6 +394,7 @@ def paper_sweep(*, step_sizes: Sequence[float] = STEP_SIZES, n_samples: int = 60
     Sweep
         ``parameter="step_size"``.
     """
+    seed = check_seed(seed, "seed")
     step_sizes = _values("step_sizes", step_sizes)
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
     dens = {k: MemorizedDenoiser(probs[k].x_train, sched) for _, k in names}
@@ -423,6 +427,7 @@ def smc_sweep(*, particles: Sequence[int] = PARTICLES, n_samples: int | Mapping[
     Sweep
         ``parameter="K"``.
     """
+    seed = check_seed(seed, "seed")
     particles = _values("particles", particles, integer=True)
     names, ns, seed, n_boot, sched, probs, weights = _setup(problems, n_samples, seed, n_boot, schedule)
 
@@ -488,6 +493,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
     -------
     JensenGap
     """
+    seed = check_seed(seed, "seed")
     p = square_1d() if problem is None else problem
     if not isinstance(p, posterior.Problem):
         raise TypeError(f"problem: expected a memprior.posterior.Problem or None, got {type(p).__name__}")
@@ -500,7 +506,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
     x_max = check_positive("x_max", x_max)
     n_grid = check_int("n_grid", n_grid, low=2)
     n_mc = check_int("n_mc", n_mc, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed(seed, "seed")
     args = (p.x_train, p.forward, p.y, p.gamma, sched)
     x_grid = torch.linspace(-x_max, x_max, n_grid, dtype=_F64)[:, None]
     exact, dps = zip(*(guidance.noisy_likelihoods(*args, x_grid, t) for t in lv))

@@ -132,7 +132,7 @@ def panel_1d(problem: posterior.Problem, sigma: float) -> Panel1D:
     -------
     Panel1D
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     _problem(problem, 1, "panel_1d")
     F, x, y = problem.args()
     g, gamma = problem.grid, problem.gamma
@@ -239,7 +239,7 @@ def panels_over_datum(ys=tuple(np.round(np.linspace(-2.0, 2.0, 11), 2)), *, sigm
     Panels1D
         ``values`` are the data ``y``.
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     yv = _np(as_tensor("ys", ys).reshape(-1))
     if yv.size == 0:
         raise ValueError("ys: need at least one datum (finite real numbers)")
@@ -288,7 +288,7 @@ def logdet_factor(*, sigma: float = 0.5, steep: int = 3, flat: int = 2, y: float
     -------
     LogdetFactor
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     steep = check_int("steep", steep, low=0, high=4)
     flat = check_int("flat", flat, low=0, high=4)
     pr = posterior.stylized_1d(y=y, gamma=gamma)
@@ -343,8 +343,8 @@ def linearization_identities(*, sigmas=(0.5, 0.3, 0.05), sigma: float = 0.5,
     LinearizationIdentities
     """
     sig = _sigmas("sigmas", sigmas)
-    sigma = check_positive("sigma", sigma)
-    gamma = check_positive("gamma", gamma)
+    sigma = check_positive("sigma", sigma, square=True)
+    gamma = check_positive("gamma", gamma, square=True)
     pr1 = posterior.stylized_1d(gamma=gamma)
     grid = torch.linspace(-6, 6, 6001, dtype=_D64)
 
@@ -668,7 +668,7 @@ def panel_2d(problem: posterior.Problem, sigma: float, n_display: int = 100) -> 
     -------
     Panel2D
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     n_display = check_int("n_display", n_display, low=10)
     _problem(problem, 2, "panel_2d")
     F, x, y = problem.args()
@@ -988,7 +988,7 @@ def plateau_estimate(forward, y, gamma: float, spacing: float, grid) -> float:
     -------
     float
     """
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     spacing = check_positive("spacing", spacing)
     check_forward(forward)
     vol = posterior.cell_volumes(grid)  # validates the grid
@@ -1055,7 +1055,7 @@ def plateau(*, n_train: int = 100, gamma: float = 0.3, sigma: float = 0.01, n_gr
     -------
     Plateau
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     n_fine = check_int("n_fine", n_fine, low=3)
     pr = stylized_sweep(n_train, gamma=gamma, n_grid=n_grid)
     delta = 6.0 / (pr.x_train.shape[0] - 1)

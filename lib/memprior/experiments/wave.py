@@ -34,7 +34,7 @@ from scipy.optimize import minimize
 from scipy.special import gammaincc
 
 from .. import velocity
-from .._checks import check_int, check_nonneg, check_positive
+from .._checks import check_int, check_nonneg, check_positive, check_seed
 from ..wave import Acquisition, Helmholtz2D, greens_function_error
 
 __all__ = [
@@ -86,7 +86,7 @@ def _noisy(d: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.nd
 
 
 def _seed(seed) -> int:
-    return check_int("seed", seed, low=0)
+    return check_seed(seed, "seed")
 
 
 # ------------------------------------------------------------------------------ solver properties
@@ -345,6 +345,7 @@ def gradient_check(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: in
     -------
     GradientCheck
     """
+    seed = check_seed(seed, "seed")
     solver, _, m_true, acq = _problem(n, dx, npml, n_src, n_rec)
     n = solver.nx
     freq, noise = check_positive("freq", freq), check_positive("noise", noise)
@@ -525,6 +526,7 @@ def short_fwi(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: int = 5
     -------
     FWIResult
     """
+    seed = check_seed(seed, "seed")
     solver, v_true, m_true, acq = _problem(n, dx, npml, n_src, n_rec)
     n = solver.nx
     fs = _freqs("freqs", freqs)

@@ -105,7 +105,7 @@ def adaptive_grid(lo: float, hi: float, centres, sigma: float, n_uniform: int = 
     lo, hi = float(lo), float(hi)
     if not np.isfinite(lo) or not np.isfinite(hi) or not lo < hi:
         raise ValueError(f"lo, hi: need finite lo < hi, got ({lo}, {hi})")
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     n_uniform = check_int("n_uniform", n_uniform, low=2)
     n_local = check_int("n_local", n_local, low=3)
     c = to_numpy(centres).reshape(-1)
@@ -145,7 +145,7 @@ def bandwidth_panel(x_train, sigma: float, curve: mle.BandwidthCurve, lo: float 
     xt = as_tensor("x_train", x_train)
     if xt.dim() != 2 or xt.shape[1] != 1:
         raise ValueError(f"x_train: expected shape [N, 1] (1-D data), got {list(xt.shape)}")
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     if not isinstance(curve, mle.BandwidthCurve) or curve.heldout is None:
         raise TypeError("curve: expected a memprior.mle.BandwidthCurve with held-out values")
     g = (adaptive_grid(lo, hi, to_numpy(xt[:, 0]), sigma, n_local=9) if grid is None
@@ -489,7 +489,7 @@ def lookup_panel(forward: Callable, x_train, y: float, gamma: float, x_grid) -> 
     xt = as_tensor("x_train", x_train)
     if xt.dim() != 2 or xt.shape[1] != 1:
         raise ValueError(f"x_train: expected shape [N, 1] (1-D model), got {list(xt.shape)}")
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     yv = float(as_tensor("y", y).reshape(-1)[0])
     g = as_tensor("x_grid", x_grid).to(xt.dtype).reshape(-1, 1)
     w = P.lookup_weights(forward, xt, torch.tensor([yv], dtype=xt.dtype), gamma)
@@ -654,7 +654,7 @@ def fig_misfit_only(x, F1, F2, x_train, F_train, post1, post2, w1, w2, sigma: fl
     w1, w2 : arrays ``[N]``
         Lookup weights (equal up to rounding).
     """
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     labels = [f"{v:.2f}" for v in np.asarray(x_train).ravel()]
     fig = make_subplots(rows=2, cols=2, specs=[[{"colspan": 2}, None], [{}, {}]], vertical_spacing=0.16,
                         horizontal_spacing=0.14, row_heights=[0.5, 0.5],

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .._checks import check_int
+from .._checks import check_int, check_seed
 from ..plots import PALETTE, style, template
 from . import App
 
@@ -37,7 +37,7 @@ class AppState:
         self.runs = dict(runs or {})
         self.n = check_int("n", n, low=1)
         self.steps = check_int("steps", steps, low=2, high=exp.schedule.n_steps)
-        self.seed = check_int("seed", seed, low=0)
+        self.seed = check_seed(seed, "seed")
         self._obs = {}
 
     def observation(self, noise: float):

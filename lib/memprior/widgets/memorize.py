@@ -60,7 +60,7 @@ def bandwidth_app(pool, x_test, ns: Sequence[int] = (5, 10, 20, 50, 100, 200, 40
         raise ValueError(f"ns: sizes must be in [1, {pool_t.shape[0]}] (the pool size), got {ns}")
     if n not in ns:
         raise ValueError(f"n: must be one of ns = {ns}, got {n}")
-    sigma = check_positive("sigma", sigma)
+    sigma = check_positive("sigma", sigma, square=True)
     grid = np.geomspace(1e-3, 5.0, 50) if sigmas is None else sigmas
     curves = {k: mle.bandwidth_curve(pool_t[:k], grid, x_test, loo=False) for k in ns}
 
@@ -116,7 +116,7 @@ def lookup_app(forward: Callable, x_train, x_grid, y: float = 0.5, gamma: float 
     """
     import ipywidgets as W
 
-    gamma = check_positive("gamma", gamma)
+    gamma = check_positive("gamma", gamma, square=True)
     xt = as_tensor("x_train", x_train)
     grid = as_tensor("x_grid", x_grid)
     controls = {

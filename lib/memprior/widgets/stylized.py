@@ -76,8 +76,8 @@ def stylized_app(sigma: float = 0.3, gamma: float = 0.3, y: float = 0.0, n: int 
         raise TypeError(f"live: expected True or False, got {type(live).__name__}")
     import ipywidgets as W
 
-    sigma = check_positive("sigma", sigma)
-    gamma = check_positive("gamma", gamma)
+    sigma = check_positive("sigma", sigma, square=True)
+    gamma = check_positive("gamma", gamma, square=True)
     if n not in TRAINING_SETS.values():
         raise ValueError(f"n: must be one of {sorted(TRAINING_SETS.values())}, got {n!r}")
     style = dict(description_width="initial")
