@@ -1,0 +1,167 @@
+"""Tests for the graded exercises and the nbgrader source set (memprior.grading).
+
+The round trip (generate, then autograde a solved and a blank submission) needs the optional grader,
+``pip install -r requirements-grading.txt``; CI installs it (.ci/run). It grades chapter 2 only, whose graded
+exercises need no more than a few cells of the chapter, so it stays well under two minutes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from memprior import grading, student
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+
+def _graded_nb(answer="ans", points=2, grader_src="assert ans == 3", solution_src="ans = x + 1",
+               statement="Add one to `x`; store it in `ans`."):
+    grader = new_code_cell(grader_src, metadata={"tags": ["solution", "grader"],
+                                                 "memprior": {"grade": {"answer": answer, "points": points}}})
+    return new_notebook(cells=[
+        new_markdown_cell("# T"),
+        new_code_cell("import math", metadata={}),
+        new_code_cell("x = 2\nunused = 5"),
+        new_code_cell("z = 7"),
+        new_markdown_cell(f"```{{exercise}}\n:label: t-ex\n\n{statement}\n```\n\n```{{solution-start}} t-ex\n```"),
+        new_code_cell(solution_src, metadata={"tags": ["solution"]}),
+        grader,
+        new_markdown_cell("```{solution-end}\n```"),
+    ])
+
+
+def test_graded_exercises_parses_answer_points_and_cells():
+    (e,) = grading.graded_exercises(_graded_nb())
+    assert (e.label, e.answer, e.points) == ("t-ex", "ans", 2.0)
+    assert e.solution == ("ans = x + 1",) and e.grader == "assert ans == 3"
+
+
+def test_setup_slice_keeps_only_what_the_graded_cells_read():
+    nb = _graded_nb()
+    ex = grading.graded_exercises(nb)
+    assert grading.setup_slice(nb, ex) == [1, 2]   # the imports cell and the cell defining x; not z = 7
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"answer": "not an identifier"}, "identifier"),
+    ({"points": 0}, "points"),
+    ({"points": True}, "points"),
+    ({"grader_src": "assert x == 2"}, "does not read its answer"),
+    ({"solution_src": "other = 3"}, "assigns its answer"),
+    ({"statement": "Add one to x."}, "does not name its answer"),
+])
+def test_malformed_graded_exercises_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        grading.graded_exercises(_graded_nb(**kwargs))
+
+
+def test_grader_cell_outside_a_solution_is_refused():
+    nb = _graded_nb()
+    nb.cells[7].source = ""                    # no solution-end ...
+    nb.cells[4].source = nb.cells[4].source.split("\n\n```{solution-start}")[0]   # ... and no solution-start
+    with pytest.raises(ValueError, match="inside a gated solution"):
+        grading.graded_exercises(nb)
+    with pytest.raises(TypeError, match="nb"):
+        grading.graded_exercises(["not a notebook"])
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="timeout"):
+        grading.write_source_set(tmp_path / "c", BOOK, timeout=0)
+    with pytest.raises(ValueError, match="chapters"):
+        grading.write_source_set(tmp_path / "c", BOOK, chapters=["99"])
+    with pytest.raises(ValueError, match="outdir"):
+        grading.write_source_set(BOOK / "inside", BOOK)
+    with pytest.raises(ValueError, match="source"):
+        grading.write_source_set(tmp_path / "c", tmp_path / "missing")
+    with pytest.raises(ValueError, match="path"):
+        grading.assignment_name("intro.ipynb")
+
+
+def test_every_chapter_has_graded_exercises_that_the_student_set_hides():
+    """The implement-it-yourself exercises of chapters 2, 4, 5 and 6 are graded; no grader survives in the student set."""
+    chapters = {}
+    for path in sorted(BOOK.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        chapters[path.stem[:2]] = [e.label for e in grading.graded_exercises(nb, path.name)]
+        out, _ = student.strip_solutions(nb, name=path.name)
+        assert not any(grading.GRADER_TAG in c.metadata.get("tags", []) for c in out.cells), path.name
+    for ch, label in (("02", "ch2-ex-implement"), ("04", "ch4-ex-implement"), ("05", "ch5-ex-dpsstep"),
+                      ("06", "ch6-ex-dottest")):
+        assert label in chapters[ch], f"{label} is not graded"
+
+
+def test_source_set_layout_and_nbgrader_metadata(tmp_path):
+    (path,) = grading.write_source_set(tmp_path / "course", BOOK, chapters=["02"])
+    assert path == (tmp_path / "course" / "source" / "ch02" / "ch02_exercises.ipynb").resolve()
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells]
+    assert len(ids) == len(set(ids)), "grade ids are unique"
+    tests = [c for c in nb.cells if c.metadata["nbgrader"]["grade"]]
+    sols = [c for c in nb.cells if c.metadata["nbgrader"]["solution"]]
+    assert len(tests) == len(sols) == len(grading.graded_exercises(
+        nbformat.read(BOOK / "02_lookup_posterior.ipynb", as_version=4)))
+    assert all("### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source for c in sols)
+    assert all(c.metadata["nbgrader"]["locked"] for c in tests)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{exercise}" not in text and "{prf:ref}" not in text, "statements are plain Markdown"
+    assert "c.CourseDirectory.root" in (tmp_path / "course" / "nbgrader_config.py").read_text()
+
+
+def _nbgrader():
+    exe = shutil.which("nbgrader", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the optional grader is not installed (pip install -r requirements-grading.txt)")
+    return exe
+
+
+def test_round_trip_solved_gets_full_marks_and_blanks_get_none(tmp_path):
+    exe = _nbgrader()
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    res = subprocess.run([sys.executable, "-m", "memprior.grading", "source", str(course), "--source", str(BOOK),
+                          "--chapters", "02", "--timeout", "120"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+    env = dict(os.environ, PATH=f"{Path(exe).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # nbgrader runs alembic
+
+    def nbg(*args):
+        r = subprocess.run([exe, *args], cwd=course, capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    nbg("generate_assignment", "ch02", "--force")
+    release = course / "release" / "ch02" / "ch02_exercises.ipynb"
+    blank = nbformat.read(release, as_version=4)
+    assert "raise NotImplementedError()" in "\n".join(c.source for c in blank.cells)
+    assert "lookup_mine(F, x_train, y, gamma):\n    logits" not in "\n".join(c.source for c in blank.cells)
+    # the solved copy is the student version with the solution cells answered (here: by the instructor's solution)
+    source = nbformat.read(course / "source" / "ch02" / "ch02_exercises.ipynb", as_version=4)
+    solved = nbformat.read(release, as_version=4)
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells}
+    for c in solved.cells:
+        if c.metadata.get("nbgrader", {}).get("solution"):
+            c.source = by_id[c.metadata["nbgrader"]["grade_id"]].replace("### BEGIN SOLUTION\n", "").replace(
+                "\n### END SOLUTION", "")
+    for who, nb in (("solved", solved), ("blank", blank)):
+        folder = course / "submitted" / who / "ch02"
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / "ch02_exercises.ipynb")
+    nbg("autograde", "ch02", "--force", "--create")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {who: gb.find_submission("ch02", who) for who in ("solved", "blank")}
+        total = scores["solved"].max_score
+        got = {who: s.score for who, s in scores.items()}
+    assert total == sum(e.points for e in grading.graded_exercises(
+        nbformat.read(BOOK / "02_lookup_posterior.ipynb", as_version=4)))
+    assert got == {"solved": total, "blank": 0.0}, got
