@@ -333,7 +333,7 @@ def gradient_check(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: in
     freq : float
         Frequency in Hz.
     noise : float >= 0
-        σ_d as a fraction of max |d|; must be > 0 (the misfit divides by σ_d²).
+        σ_d as a fraction of ``max |d|``; must be > 0 (the misfit divides by σ_d²).
     seed : int >= 0
         Seed of the noise.
     pixels : sequence of (i, j)
@@ -513,7 +513,7 @@ def short_fwi(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: int = 5
     maxiter : int >= 1
         L-BFGS-B iterations per stage.
     noise : float > 0
-        σ_d as a fraction of max |d| at each frequency.
+        σ_d as a fraction of ``max |d|`` at each frequency.
     seed : int >= 0
         Seed of the noise (drawn frequency by frequency, real then imaginary part).
     v_start : float > 0
