@@ -165,3 +165,91 @@ def test_round_trip_solved_gets_full_marks_and_blanks_get_none(tmp_path):
     assert total == sum(e.points for e in grading.graded_exercises(
         nbformat.read(BOOK / "02_lookup_posterior.ipynb", as_version=4)))
     assert got == {"solved": total, "blank": 0.0}, got
+
+
+# --------------------------------------------------------------------------- objectives and assessment
+
+def _objectives(nb) -> int:
+    """Number of items in the chapter's ``{admonition} Learning objectives`` block."""
+    import re
+
+    text = nb.cells[0].source
+    m = re.search(r"```\{admonition\} Learning objectives\n(.*?)\n```", text, re.S)
+    assert m, "the first cell holds the learning objectives"
+    return len(re.findall(r"^(?:-|\d+\.) ", m.group(1), re.M))
+
+
+def _exercise_labels(nb) -> list:
+    import re
+
+    return [m.group(1) for c in nb.cells if c.cell_type == "markdown"
+            for m in re.finditer(r"\{exercise\}[^\n]*\n:label: (\S+)", c.source)]
+
+
+def _assessment_table():
+    import re
+
+    text = (BOOK / "teaching.md").read_text()
+    assert "## Objectives and how each is assessed" in text
+    section = text.split("## Objectives and how each is assessed", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for m in re.finditer(r"^\| (\d+)\.(\d+) \|[^|]+\| (.+) \|$", section, re.M):
+        key = (int(m.group(1)), int(m.group(2)))
+        assert key not in rows, f"objective {key} listed twice"
+        cells = m.group(3)
+        rows[key] = [(lab.group(1), bool(lab.group(2)))
+                     for lab in re.finditer(r"\{numref\}`([^`]+)`( \(graded\))?", cells)]
+    return rows
+
+
+def test_every_objective_is_assessed_by_existing_exercises():
+    rows = _assessment_table()
+    all_labels, graded = {}, set()
+    expected = set()
+    for path in sorted(BOOK.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        ch = int(path.stem[:2])
+        n_obj = _objectives(nb)
+        assert n_obj >= 3, path.name
+        expected |= {(ch, k) for k in range(1, n_obj + 1)}
+        for lab in _exercise_labels(nb):
+            all_labels[lab] = ch
+        graded |= {e.label for e in grading.graded_exercises(nb, path.name)}
+    assert len(expected) >= 38
+    missing = sorted(expected - set(rows))
+    assert not missing, f"objectives without an assessment row: {missing}"
+    extra = sorted(set(rows) - expected)
+    assert not extra, f"rows for objectives that no chapter has: {extra}"
+    for key, labels in rows.items():
+        assert labels, f"objective {key} has no assessment"
+        for lab, marked in labels:
+            assert lab in all_labels, f"objective {key}: no exercise labelled {lab!r}"
+            assert all_labels[lab] == key[0], f"objective {key}: {lab!r} belongs to chapter {all_labels[lab]}"
+            assert marked == (lab in graded), f"{lab!r}: '(graded)' must mark exactly the graded exercises"
+
+
+def test_every_exercise_states_its_difficulty_and_time():
+    import re
+
+    for path in sorted(BOOK.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for c in nb.cells:
+            if c.cell_type != "markdown":
+                continue
+            for m in re.finditer(r"```\{exercise\}\n:label: (\S+)\n(.*?)\n```", c.source, re.S):
+                assert re.search(r"\*Difficulty: (basic|intermediate|advanced) · about \d+ min", m.group(2)), \
+                    f"{path.name}: {m.group(1)} states no difficulty and time"
+
+
+def test_explore_and_live_app_sections_ask_guided_questions():
+    """Every chapter with a live app (except chapter 7, whose questions are an exercise) asks guided questions."""
+    for path in sorted(BOOK.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells)
+        if "in_book_build()" not in text:
+            continue
+        if path.stem.startswith("07"):
+            assert "ch7-ex-app" in _exercise_labels(nb)
+        else:
+            assert "**Guided questions**" in text, path.name
+        assert "Predict" in text, f"{path.name}: no predict-then-run prompt"
