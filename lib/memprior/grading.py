@@ -134,7 +134,7 @@ def graded_exercises(nb, name: str = "notebook") -> list[GradedExercise]:
         If a grader cell lies outside a gated solution, an exercise has two grader cells, the grade metadata is
         malformed, the grader cell does not read its answer variable, or no solution cell assigns it.
     """
-    from .student import _names
+    from .student import cell_names as _names
 
     if not isinstance(nb, dict) or "cells" not in nb:
         raise TypeError(f"nb: expected an nbformat notebook (a dict with 'cells'), got {type(nb).__name__}")
@@ -201,16 +201,19 @@ def setup_slice(nb, exercises) -> list[int]:
     """
     import builtins
 
-    from .student import _names
+    from .student import cell_names as _names
 
     if not exercises:
         return []
     last = max(e.first_cell for e in exercises)
     need: set = set()
+    own: set = set()   # names the graded cells define themselves (loop variables, helpers, the answers)
     for e in exercises:
         for src in (*e.solution, e.grader):
-            need |= _names(src)[1]
-    need -= set(dir(builtins))
+            bound, read = _names(src)
+            need |= read - own
+            own |= bound
+    need -= own | set(dir(builtins))
     code = [k for k, c in enumerate(nb.cells[:last]) if c.cell_type == "code"
             and "remove-cell" not in _tags(c) and _SOLUTION_TAG not in _tags(c)]
     if not code:
@@ -221,7 +224,7 @@ def setup_slice(nb, exercises) -> list[int]:
         bound, read = _names(nb.cells[k].source)
         if bound & need:
             keep.add(k)
-            need |= read
+            need = (need - bound) | read
     return sorted(keep)
 
 
