@@ -613,8 +613,8 @@ def report_markdown(result: Result) -> str:
         "",
         "## 6. Sampler checks",
         "The posterior is computed by importance resampling of prior samples, which is exact as the number of "
-        f"samples grows; its effective sample sizes are in the table ({cfg.n_samples} prior samples each). No "
-        "guidance step size is involved.",
+        f"samples grows; its effective sample sizes are in the table ({cfg.n_samples} prior samples per trained "
+        f"prior, {cfg.n_fresh} fresh models for the true prior). No guidance step size is involved.",
         "",
         "## 7. Sensitivity to the prior",
         f"Early stopping, sigma_min = {cfg.sigma_min:g} and more data change the posterior as the table shows: "
