@@ -155,7 +155,7 @@ def test_syllabus_weeks_add_up_and_match_the_teaching_plan(heading, weeks, capst
         d = int(re.search(r"day (\d+)", day).group(1))
         assert (d - 1) // 7 + 1 == w, f"{day} is not in week {w}"
         days.append(d)
-        m = re.search(r"`(\d\d_\w+)`", session)
+        m = re.search(r"[`<](\d\d_\w+)[`>]", session)
         if m:
             seen.append(m.group(1))
             assert (_minutes(lecture), _minutes(lab)) == plan[m.group(1)], f"{m.group(1)}: not the teaching plan"
