@@ -125,6 +125,7 @@ def _nbgrader():
 
 
 def test_round_trip_solved_gets_full_marks_and_blanks_get_none(tmp_path):
+    """nbgrader generate and autograde on chapter 2: solved 100 %, blank 0, an unstable implementation loses its points."""
     exe = _nbgrader()
     from nbgrader.api import Gradebook
 
@@ -153,18 +154,30 @@ def test_round_trip_solved_gets_full_marks_and_blanks_get_none(tmp_path):
         if c.metadata.get("nbgrader", {}).get("solution"):
             c.source = by_id[c.metadata["nbgrader"]["grade_id"]].replace("### BEGIN SOLUTION\n", "").replace(
                 "\n### END SOLUTION", "")
-    for who, nb in (("solved", solved), ("blank", blank)):
+    # a wrong answer: the lookup weights computed without the log-space shift (they underflow to 0/0 = NaN)
+    naive = nbformat.read(release, as_version=4)
+    for c in naive.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "ch2-ex-implement-answer":
+            c.source = ("def lookup_mine(F, x_train, y, gamma):\n"
+                        "    w = torch.exp(-((y - F(x_train)) ** 2).sum(1) / (2 * gamma**2))\n"
+                        "    return w / w.sum()")
+        elif c.metadata.get("nbgrader", {}).get("solution"):
+            c.source = next(s.source for s in solved.cells
+                            if s.metadata.get("nbgrader", {}).get("grade_id") == c.metadata["nbgrader"]["grade_id"])
+    for who, nb in (("solved", solved), ("blank", blank), ("naive", naive)):
         folder = course / "submitted" / who / "ch02"
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / "ch02_exercises.ipynb")
     nbg("autograde", "ch02", "--force", "--create")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        scores = {who: gb.find_submission("ch02", who) for who in ("solved", "blank")}
+        scores = {who: gb.find_submission("ch02", who) for who in ("solved", "blank", "naive")}
         total = scores["solved"].max_score
         got = {who: s.score for who, s in scores.items()}
     assert total == sum(e.points for e in grading.graded_exercises(
         nbformat.read(BOOK / "02_lookup_posterior.ipynb", as_version=4)))
-    assert got == {"solved": total, "blank": 0.0}, got
+    points = {e.label: e.points for e in grading.graded_exercises(
+        nbformat.read(BOOK / "02_lookup_posterior.ipynb", as_version=4))}
+    assert got == {"solved": total, "blank": 0.0, "naive": total - points["ch2-ex-implement"]}, got
 
 
 # --------------------------------------------------------------------------- objectives and assessment
