@@ -495,6 +495,9 @@ def test_answer_key_builds_a_book_without_solutions_whose_launch_links_take_the_
     # the stripped chapter is what the download button offers
     src = json.loads((tmp_path / "work" / "book" / "01_tiny.ipynb").read_text())
     assert "SQUARED-SOLUTION" not in json.dumps(src)
+    assert "PLAIN-SOLUTION-TEXT" not in (tmp_path / "work" / "book" / "plain.md").read_text()
+    assert not any("SOLUTION" in p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()
+                   and p.suffix in (".md", ".ipynb", ".html", ".txt"))
     # pinned edition: the launch buttons open the tag
     assert "mybinder.org/v2/gh/course/fork/v0.1.0" in tiny
     assert "colab.research.google.com/github/course/fork/blob/v0.1.0/edition/01_tiny.ipynb" in tiny

@@ -106,7 +106,8 @@ def prepare_source(dst, root=None) -> list[str]:
     """Copy the book's sources into ``dst`` with the solutions removed; return the removed solution labels.
 
     Copies ``_config.yml`` (with ``hide_solutions: true``), ``_toc.yml``, ``CHANGELOG.md`` and ``book/``
-    (without build outputs), then strips every notebook of ``dst/book`` with :func:`strip_for_book`.
+    (without build outputs), then strips every notebook of ``dst/book`` with :func:`strip_for_book` and every
+    Markdown page of its ``{solution}`` directives.
     """
     src = repository_root(root)
     dst = Path(dst).expanduser().resolve()
@@ -124,6 +125,16 @@ def prepare_source(dst, root=None) -> list[str]:
     cfg = dst / "_config.yml"
     cfg.write_text(_set_hide_solutions(cfg.read_text()))
     removed = []
+    from .student import _State, _strip_markdown
+
+    for path in sorted((dst / "book").rglob("*.md")):  # pages (their sources are downloadable too)
+        text = path.read_text(encoding="utf-8")
+        if "{solution" in text:
+            state = _State()
+            path.write_text(_strip_markdown(text, state, path.name) + "\n", encoding="utf-8")
+            if state.inside:
+                raise ValueError(f"{path.name}: solution-start {state.label!r} has no solution-end")
+            removed += state.labels
     for path in sorted((dst / "book").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         out, labels = strip_for_book(nb, name=path.name)
