@@ -13,8 +13,8 @@ the bottom row (:meth:`memprior.wave.Acquisition.transmission`).  Arrays are ``[
 across and depth z down; squared slowness ``m = 1/v²`` in s²/km², velocity in km/s, frequencies in
 Hz.  Noise is circular complex Gaussian with ``E|e|² = σ_d²`` and ``σ_d = noise · max|d|``.
 
-Functions
----------
+The chapter's computations
+--------------------------
 solver_properties      complex symmetry, reciprocity, unknowns, points per wavelength, LU fill
 verification           error against the analytic Green's function over points per wavelength
 gradient_check         adjoint-state gradient against central finite differences on pixels
