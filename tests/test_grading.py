@@ -87,7 +87,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_every_chapter_has_graded_exercises_that_the_student_set_hides():
-    """The implement-it-yourself exercises of chapters 2, 4, 5 and 6 are graded; no grader survives in the student set."""
+    """The implement-it-yourself exercises of chapters 2, 4, 5 and 6 are graded; the student set keeps no grader."""
     chapters = {}
     for path in sorted(BOOK.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -125,7 +125,7 @@ def _nbgrader():
 
 
 def test_round_trip_solved_gets_full_marks_and_blanks_get_none(tmp_path):
-    """nbgrader generate and autograde on chapter 2: solved 100 %, blank 0, an unstable implementation loses its points."""
+    """nbgrader generate and autograde, chapter 2: solved 100 %, blank 0, an unstable answer loses its points."""
     exe = _nbgrader()
     from nbgrader.api import Gradebook
 
@@ -266,3 +266,24 @@ def test_explore_and_live_app_sections_ask_guided_questions():
         else:
             assert "**Guided questions**" in text, path.name
         assert "Predict" in text, f"{path.name}: no predict-then-run prompt"
+
+
+def test_every_source_notebook_defines_what_its_cells_read(tmp_path):
+    """A static check of the whole source set: no graded cell reads a name that its notebook never defines."""
+    import builtins
+
+    written = grading.write_source_set(tmp_path / "course", BOOK)
+    assert [p.parent.name for p in written] == sorted(
+        grading.assignment_name(p) for p in BOOK.glob("[0-9][0-9]_*.ipynb")
+        if grading.graded_exercises(nbformat.read(p, as_version=4), p.name))
+    for path in written:
+        nb = nbformat.read(path, as_version=4)
+        available = set(dir(builtins))
+        for c in nb.cells:
+            if c.cell_type != "code":
+                continue
+            src = c.source.replace("### BEGIN SOLUTION\n", "").replace("\n### END SOLUTION", "")
+            bound, read = student.cell_names(src)
+            missing = read - bound - available
+            assert not missing, f"{path.name}, {c.metadata['nbgrader']['grade_id']}: reads {sorted(missing)}"
+            available |= bound
