@@ -403,6 +403,21 @@ def test_answer_key_sets_hide_solutions_and_changes_nothing_else():
     assert again["sphinx"]["config"]["hide_solutions"] is True
 
 
+def test_solutions_in_html_finds_solution_elements_and_not_their_names_in_text(tmp_path):
+    pages = {
+        "a.html": '<p>x</p><div class="solution dropdown admonition" id="s-1"><p>answer</p></div>',
+        "b.html": '<section id="solution-content"><p>answer</p></section>',
+        "c.html": '<div class="cell tag_solution docutils container">code</div>',
+        "d.html": "<p>the page says &lt;div class=&quot;solution and tag_solution and solution-content</p>",
+        "e.html": '<div class="solutions-overview">a heading that is not a solution</div>',
+    }
+    for name, text in pages.items():
+        (tmp_path / name).write_text(text)
+    assert A.solutions_in_html(tmp_path) == ["a.html", "b.html", "c.html"]
+    with pytest.raises(ValueError, match="^html_dir"):
+        A.solutions_in_html(tmp_path / "missing")
+
+
 def test_answer_key_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="^start"):
         A.repository_root(tmp_path)

@@ -37,11 +37,13 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_MARKERS", "repository_root", "strip_for_book", "prepare_source", "solutions_in_html",
+__all__ = ["repository_root", "strip_for_book", "prepare_source", "solutions_in_html",
            "build_without_solutions", "Solution", "chapter_solutions", "export_solutions", "main"]
 
-#: Strings whose presence in a built page means a solution is left (sphinx-exercise's solution admonition).
-SOLUTION_MARKERS = ('class="solution', "solution-content", 'class="admonition solution')
+# An HTML element that holds a solution in a built page: sphinx-exercise's solution admonition
+# (<div class="solution ...">, its <section id="solution-content">) or a cell tagged solution (tag_solution).
+_SOLUTION_HTML = re.compile(r'<(?:div|section)\b[^>]*(?:\bclass="(?:[^"]*\s)?(?:solution|tag_solution)(?:\s[^"]*)?"'
+                            r'|\bid="solution-content")')
 
 # the files and folders of a build: the configuration, the table of contents and everything it includes
 _BOOK_FILES = ("_config.yml", "_toc.yml", "CHANGELOG.md")
@@ -144,12 +146,19 @@ def prepare_source(dst, root=None) -> list[str]:
 
 
 def solutions_in_html(html_dir) -> list[str]:
-    """Pages of a built book (``.html`` files below ``html_dir``) that still contain a solution marker."""
+    """Pages of a built book (``.html`` files below ``html_dir``) that still hold a solution.
+
+    A solution is an HTML element that sphinx-exercise writes for one (a ``div`` of class ``solution``, or a
+    ``section`` with id ``solution-content``) or a notebook cell tagged ``solution`` (class ``tag_solution``).
+    Text that merely mentions these names (escaped in the page) does not count.
+    """
     root = Path(html_dir)
+    if not root.is_dir():
+        raise ValueError(f"html_dir: {str(root)!r} is not a folder")
     found = []
     for page in sorted(root.rglob("*.html")):
         text = page.read_text(encoding="utf-8", errors="replace")
-        if any(m in text for m in SOLUTION_MARKERS):
+        if _SOLUTION_HTML.search(text):
             found.append(str(page.relative_to(root)))
     return found
 
