@@ -354,3 +354,20 @@ def test_function_parameters_are_not_read_from_a_solution():
     out, _ = student.strip_solutions(nb)
     k_total = next(k for k, c in enumerate(out.cells) if c.source.startswith("total"))
     assert student.solution_dependencies(nb, out) == [(k_total, "den")]
+
+
+def test_a_graded_exercise_names_its_answer_variable_in_the_answer_cell():
+    (code,) = student.answer_cells("t-g", "Compute it. *Difficulty: basic · about 5 min · graded: store the answer "
+                                          "in `w_mine`*")
+    assert code.source.startswith("# Your answer (t-g)")
+    assert "store your answer in `w_mine`" in code.source
+    (plain,) = student.answer_cells("t-p", "Compute it.")
+    assert "Graded" not in plain.source
+
+
+def test_cell_names_binds_and_reads():
+    bound, read = student.cell_names("a = b + 1\nfor i in range(3):\n    c = i\ndef f(p):\n    return p + d")
+    assert bound == {"a", "i", "c", "f"} and {"b", "range", "d"} <= read and "p" not in read
+    assert student.cell_names("%pip install x\n!ls") == (set(), set())
+    with pytest.raises(TypeError, match="src"):
+        student.cell_names(None)

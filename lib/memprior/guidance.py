@@ -140,7 +140,7 @@ class PosteriorDenoiser(MemorizedDenoiser):
         p(x_0 = x_n \\mid x_t, y) = \\mathrm{softmax}_n\\Big(
             -\\frac{\\|x_t - \\sqrt{\\bar\\alpha_t}\\,x_n\\|^2}{2(1-\\bar\\alpha_t)} + \\log p(y\\mid x_n)\\Big),
 
-    i.e. the closed-form denoiser's logits (:meth:`MemorizedDenoiser.logits`) plus the
+    i.e. the closed-form denoiser's logits (:meth:`~memprior.diffusion.MemorizedDenoiser.logits`) plus the
     log-likelihood of each training point; ``weights``, ``denoise`` and ``eps`` follow from them.
     It has the :mod:`memprior.diffusion` denoiser interface (``denoise``, ``eps``, ``dim``,
     ``dtype``, ``x_train``), so :func:`memprior.diffusion.ddim_sample` can use it (start it
@@ -340,8 +340,8 @@ def noisy_likelihoods(x_train, forward: Forward, y, gamma: float, schedule: Sche
 class DPSGuidance(Guidance):
     """DPS's guidance (Chung et al. 2023), as a :class:`memprior.diffusion.Guidance`.
 
-    :meth:`denoise` evaluates :math:`\\hat x_0 = D(x_t, t)` with autograd on and the gradient
-    :math:`\\nabla_{x_t}\\|y - F(\\hat x_0)\\|^2` *through the denoiser*; :meth:`adjust` subtracts
+    ``denoise`` evaluates :math:`\\hat x_0 = D(x_t, t)` with autograd on and the gradient
+    :math:`\\nabla_{x_t}\\|y - F(\\hat x_0)\\|^2` *through the denoiser*; ``adjust`` subtracts
     :math:`\\zeta_t` times it from the DDPM update (the step rules are those of :func:`dps_sample`).
     After a run, ``residual`` and ``step`` hold ``||r||`` and the length of each guidance step per
     level, and ``x0_hat`` the last clean estimate.
@@ -478,7 +478,7 @@ def dps_sample(denoiser, schedule: Schedule, forward: Forward, y, gamma: float, 
 class NormalizedGuidance(Guidance):
     """The paper's normalized guidance step, as a :class:`memprior.diffusion.Guidance`.
 
-    :meth:`adjust` takes :math:`g = \\nabla_{\\hat x_0}\\|y - F(\\hat x_0)\\|^2/\\sqrt{\\bar\\alpha_t}`
+    ``adjust`` takes :math:`g = \\nabla_{\\hat x_0}\\|y - F(\\hat x_0)\\|^2/\\sqrt{\\bar\\alpha_t}`
     (the denoiser Jacobian ignored) and moves each sample by ``step_size`` against
     :math:`g/\\|g\\|` (not where ``g = 0``).  The clean estimate is the denoiser's, without autograd.
 

@@ -62,7 +62,7 @@ def level_for_sigma(schedule: Schedule, sigma_min: float) -> int:
     schedule : Schedule
     sigma_min : float
         Target smallest noise level, in the units of the data (the variance-exploding
-        :math:`\\sigma_t = \\sqrt{(1-\\bar\\alpha_t)/\\bar\\alpha_t}`, :meth:`Schedule.sigma`), in
+        :math:`\\sigma_t = \\sqrt{(1-\\bar\\alpha_t)/\\bar\\alpha_t}`, :meth:`~memprior.diffusion.Schedule.sigma`), in
         ``(0, sigma(T-1)]``.
 
     Returns
@@ -344,7 +344,7 @@ def datum_posteriors(priors: Mapping[str, tuple], a, y: float, gamma: float, ref
     -------
     (list of (x_train, prior_samples, posterior_samples), list of float)
         The panels for :func:`memprior.plots.practice.datum_traces`, and each posterior's
-        :func:`energy_distance` to the reference.
+        :func:`~memprior.practice.energy_distance` to the reference.
     """
     seed = check_seed(seed, "seed")
     a = as_tensor("a", a, ndim=1).to(_F64)

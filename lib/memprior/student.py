@@ -2,7 +2,8 @@
 
 The student set is the plain-Markdown notebook edition (:mod:`memprior.edition`: values filled in, no
 MyST markup) without the solutions, and with an answer cell after each exercise: a code cell
-``# Your answer`` and, where the exercise asks for reasoning, a Markdown cell for the explanation.
+``# Your answer`` (naming the variable a graded exercise stores its answer in) and, where the exercise asks
+for reasoning, a Markdown cell for the explanation.
 
 The chapters mark their exercise solutions in two ways (see CONTRIBUTING.md):
 
@@ -43,8 +44,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_TAG", "ANSWER", "EXPLAIN", "strip_solutions", "solution_dependencies", "write_student_set",
-           "answer_cells", "main"]
+__all__ = ["SOLUTION_TAG", "ANSWER", "EXPLAIN", "GRADED", "strip_solutions", "solution_dependencies",
+           "write_student_set", "answer_cells", "cell_names", "main"]
 
 #: Cell tag that marks solution cells.
 SOLUTION_TAG = "solution"
@@ -53,6 +54,9 @@ SOLUTION_TAG = "solution"
 ANSWER = "# Your answer ({label})\n"
 #: The Markdown cell added after it where the exercise asks for reasoning.
 EXPLAIN = "**Your explanation ({label}):** *replace this line with your reasoning.*"
+#: The line added to the code cell of a graded exercise (:mod:`memprior.grading`).
+GRADED = "# Graded: store your answer in `{answer}`; hidden checks compare it with the library.\n"
+_GRADED = re.compile(r"graded: store the answer in `([A-Za-z_][A-Za-z0-9_]*)`")
 # Words that make an exercise ask for reasoning (then a Markdown answer cell follows the code cell).
 _REASONING = re.compile(r"\?|\b(explain|why|show that|interpret|describe|compare|discuss|argue|prove|"
                         r"predict|what|which|how)\b", re.I)
@@ -85,7 +89,11 @@ def _closing(lines: list[str], start: int, fence: str) -> int:
 def answer_cells(label: str, exercise: str = "") -> list:
     """The cells a student answers in: a code cell, and a Markdown cell if the exercise asks for reasoning."""
     label = label or "exercise"
-    cells = [nbformat.v4.new_code_cell(ANSWER.format(label=label))]
+    source = ANSWER.format(label=label)
+    graded = _GRADED.search(exercise or "")
+    if graded:  # a graded exercise (memprior.grading): say which variable the hidden checks read
+        source += GRADED.format(answer=graded.group(1))
+    cells = [nbformat.v4.new_code_cell(source)]
     if _REASONING.search(exercise or ""):
         cells.append(nbformat.v4.new_markdown_cell(EXPLAIN.format(label=label)))
     for c in cells:
@@ -228,6 +236,27 @@ def _names(src: str) -> tuple[set, set]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
     return bound, read - params
+
+
+def cell_names(src: str) -> tuple[set, set]:
+    """The names a code cell binds and the names it reads, at any depth (a static parse; no kernel).
+
+    Function parameters are local and never count as reads; IPython magics and shell escapes are ignored;
+    a cell that does not parse as Python binds and reads nothing.
+
+    Parameters
+    ----------
+    src : str
+        The source of a code cell.
+
+    Returns
+    -------
+    (set of str, set of str)
+        ``(bound, read)``.
+    """
+    if not isinstance(src, str):
+        raise TypeError(f"src: expected the source of a code cell as a str, got {type(src).__name__}")
+    return _names(src)
 
 
 def solution_dependencies(original, stripped) -> list[tuple[int, str]]:

@@ -36,7 +36,7 @@ Ordering
 --------
 Fill in the LU factors depends only on the sparsity pattern, which depends only on the grid
 and the stencil.  So the fill-reducing ordering (minimum degree on A + Aᵀ) is computed once per
-grid shape and stencil, by a symbolic pass of SuperLU's own ordering (:func:`_fill_reducing_labels`),
+grid shape and stencil, by a symbolic pass of SuperLU's own ordering (``_fill_reducing_labels``),
 and the unknowns are numbered in that order from then on; each model's factorization then skips
 the ordering step.  Internally, vectors of unknowns are in this *solver numbering*; everything
 public (``matrix``, ``pad``, wavefields) uses the natural numbering ``i·NZ + j``.

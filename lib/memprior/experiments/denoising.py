@@ -99,7 +99,7 @@ class Optimality:
     Attributes
     ----------
     jac_err : float
-        Largest absolute difference between :meth:`MemorizedDenoiser.jacobian` and autograd, over the
+        Largest absolute difference between :meth:`~memprior.diffusion.MemorizedDenoiser.jacobian` and autograd, over the
         test points and steps (dimensionless).
     taus : ndarray [K]
         Temperature factors of the perturbed denoisers.

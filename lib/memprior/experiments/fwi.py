@@ -14,23 +14,23 @@ training sets) is :mod:`memprior.fwi`.  This module runs the experiment on it:
 * the chapter's computations, each a function of the experiment with the chapter's settings
   as defaults, returning a frozen dataclass of numpy arrays and numbers:
 
-  ======================  ====================================================================
-  :func:`setting`         sizes, cost of the training data, what the basis represents
-  :func:`lookup_table`    the exact posterior (the lookup) for every truth and N
-  :func:`compare_samplers`  DPS, the normalized variant and the exact sampler at one N
-  :func:`exact_check`     the exact sampler's frequencies against the lookup weights
-  :func:`linearized_sweep`  the linearized mixture against the prior bandwidth sigma
-  :func:`memorization_sweep`  memorization fractions of the DPS samples and of the null, per N
-  :func:`mlp_comparison`  a small trained network against the closed form at d = 16
-  :func:`step_lengths`    which models the normalized variant commits to, per step length
-  :func:`app_runs`        the precomputed runs of the chapter's live app
-  :func:`representation`  the basis's floor, the background and the lookup per truth; the index range
-  :func:`memorization_transition`  trained priors: memorized fraction vs N, with the null and intervals
-  :func:`denoiser_gap`    trained against closed-form denoiser across noise levels, per N
-  :func:`memorization_phase`  memorized fraction over N x network width
-  :func:`trained_dps`     normalized DPS with the trained priors against the lookup (stored runs)
-  :func:`protocol`        the paper's protocol against the book's, with the measured effects
-  ======================  ====================================================================
+  ==================================  ====================================================================
+  :func:`setting`                     sizes, cost of the training data, what the basis represents
+  :func:`lookup_table`                the exact posterior (the lookup) for every truth and N
+  :func:`compare_samplers`            DPS, the normalized variant and the exact sampler at one N
+  :func:`exact_check`                 the exact sampler's frequencies against the lookup weights
+  :func:`linearized_sweep`            the linearized mixture against the prior bandwidth sigma
+  :func:`memorization_sweep`          memorization fractions of the DPS samples and of the null, per N
+  :func:`mlp_comparison`              a small trained network against the closed form at d = 16
+  :func:`step_lengths`                which models the normalized variant commits to, per step length
+  :func:`app_runs`                    the precomputed runs of the chapter's live app
+  :func:`representation`              the basis's floor, the background and the lookup per truth; the index range
+  :func:`memorization_transition`     trained priors: memorized fraction vs N, with the null and intervals
+  :func:`denoiser_gap`                trained against closed-form denoiser across noise levels, per N
+  :func:`memorization_phase`          memorized fraction over N x network width
+  :func:`trained_dps`                 normalized DPS with the trained priors against the lookup (stored runs)
+  :func:`protocol`                    the paper's protocol against the book's, with the measured effects
+  ==================================  ====================================================================
 
 Runs of the closed-form samplers are kept by the experiment (:meth:`FWIExperiment.sample`), so
 the functions share them: calling them in any order gives the same numbers.

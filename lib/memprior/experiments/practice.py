@@ -645,7 +645,7 @@ def mitigations(bed: ToyProblem, priors: Priors, det: Detection, *, best_step: i
     det : Detection
         Supplies the samples of the memorizing network and of the network trained on 512 examples.
     best_step : int
-        A snapshot step of ``priors.mem`` (the lowest held-out loss, :attr:`LossGap.best`).
+        A snapshot step of ``priors.mem`` (the lowest held-out loss, ``LossGap.best``).
     early_step : int, optional
         An earlier snapshot (default: the second snapshot).
     n_samples, n_scored, ddim_steps : int

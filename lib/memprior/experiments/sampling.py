@@ -190,7 +190,7 @@ class Runs(_Scores):
 class Sweep(_Scores):
     """A sampler run on each problem at each value of its step parameter.
 
-    Every mapping is keyed by problem name; the arrays run along :attr:`values` (``S`` entries).
+    Every mapping is keyed by problem name; the arrays run along ``values`` (``S`` entries).
 
     Attributes
     ----------
@@ -216,7 +216,7 @@ class Sweep(_Scores):
         return problem
 
     def index(self, value) -> int:
-        """Position of ``value`` in :attr:`values` (to a relative 1e-12)."""
+        """Position of ``value`` in ``values`` (to a relative 1e-12)."""
         hit = np.flatnonzero(np.isclose(self.values, float(value), rtol=1e-12, atol=0.0))
         if hit.size == 0:
             raise ValueError(f"value: {self.parameter} = {value!r} is not in the sweep {self.values.tolist()}")
@@ -482,7 +482,7 @@ def jensen_gap(*, problem: posterior.Problem | None = None, levels: Sequence[int
         The grid is ``linspace(-x_max, x_max, n_grid)`` (units of x).
     n_grid : int >= 2
     n_mc : int >= 1
-        Iterates per level for :attr:`JensenGap.gap_mean`: ``x_t = sqrt(ab_t) x_k + sqrt(1 - ab_t) eps`` with
+        Iterates per level for ``JensenGap.gap_mean``: ``x_t = sqrt(ab_t) x_k + sqrt(1 - ab_t) eps`` with
         ``k`` uniform over the training points.
     seed : int >= 0
         One generator for all levels: the indices ``k`` first, then the noise of each level in turn.

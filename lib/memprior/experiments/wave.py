@@ -13,8 +13,8 @@ the bottom row (:meth:`memprior.wave.Acquisition.transmission`).  Arrays are ``[
 across and depth z down; squared slowness ``m = 1/v²`` in s²/km², velocity in km/s, frequencies in
 Hz.  Noise is circular complex Gaussian with ``E|e|² = σ_d²`` and ``σ_d = noise · max|d|``.
 
-Functions
----------
+The chapter's computations
+--------------------------
 solver_properties      complex symmetry, reciprocity, unknowns, points per wavelength, LU fill
 verification           error against the analytic Green's function over points per wavelength
 gradient_check         adjoint-state gradient against central finite differences on pixels
@@ -333,7 +333,7 @@ def gradient_check(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: in
     freq : float
         Frequency in Hz.
     noise : float >= 0
-        σ_d as a fraction of max |d|; must be > 0 (the misfit divides by σ_d²).
+        σ_d as a fraction of ``max |d|``; must be > 0 (the misfit divides by σ_d²).
     seed : int >= 0
         Seed of the noise.
     pixels : sequence of (i, j)
@@ -514,7 +514,7 @@ def short_fwi(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, n_src: int = 5
     maxiter : int >= 1
         L-BFGS-B iterations per stage.
     noise : float > 0
-        σ_d as a fraction of max |d| at each frequency.
+        σ_d as a fraction of ``max |d|`` at each frequency.
     seed : int >= 0
         Seed of the noise (drawn frequency by frequency, real then imaginary part).
     v_start : float > 0

@@ -484,13 +484,13 @@ def fit_small_screen(fig: go.Figure, width: int = SMALL_FIGURE_PX) -> go.Figure:
     Plotly keeps text at its font size when a figure shrinks, so on a phone (412 px wide, where a figure
     is :data:`SMALL_FIGURE_PX` wide) long titles run into each other and off the figure. This
 
-    * wraps each subplot title (at :data:`SUBPLOT_TITLE_SIZE`, smaller if one word is wider than its
+    * wraps each subplot title (at ``SUBPLOT_TITLE_SIZE``, smaller if one word is wider than its
       panel) to the width of its panel, each x-axis title to its panel, the figure title and each
       slider frame's title to the figure, and makes room for the lines: above the top row (the top
       margin, the title on top) and between rows (the lower panels give up height);
     * moves a legend that sits beside the panels (or over or under them) under them, horizontal, below
       the x-axis titles and any slider; the figure grows by the room it needs, the panels keep their size;
-    * makes vertical colour bars :data:`COLORBAR_THICKNESS` px thin, their titles on the side, inside
+    * makes vertical colour bars ``COLORBAR_THICKNESS`` px thin, their titles on the side, inside
       the figure.
 
     On a wide screen the same layout reads as before, the titles at most broken into lines and the

@@ -204,7 +204,7 @@ def fig_phase_animation(u, x, z, n_phase: int = 16, *, title: str = "",
                         clip: float | None = 0.99) -> go.Figure:
     """Kernel-free animation of the time-harmonic field Re(u e^{−iφ}), φ = ωt over one period.
 
-    Frames are divided by the ``clip`` quantile of |u| (its maximum with ``clip=None``) and clipped
+    Frames are divided by the ``clip`` quantile of ``|u|`` (its maximum with ``clip=None``) and clipped
     to [-1, 1]."""
     u = to_numpy(u, dtype=None)
     if n_phase < 2:

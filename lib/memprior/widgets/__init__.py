@@ -25,7 +25,7 @@ LIVE_NOTE = "Live app: runs in Jupyter, Binder or Colab. The static book shows a
 
 
 class App:
-    """A live interactive figure: controls → update(fig, **values) → FigureWidget.
+    """A live interactive figure: controls → ``update(fig, **values)`` → FigureWidget.
 
     Parameters
     ----------
