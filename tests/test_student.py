@@ -371,3 +371,15 @@ def test_cell_names_binds_and_reads():
     assert student.cell_names("%pip install x\n!ls") == (set(), set())
     with pytest.raises(TypeError, match="src"):
         student.cell_names(None)
+
+
+def test_strip_page_solutions_removes_gated_solutions_and_rejects_unclosed_ones():
+    from memprior.student import strip_page_solutions
+    page = ("Text.\n\n```{exercise} Try\n:label: ex-a\nDo it.\n```\n\n"
+            "```{solution-start} ex-a\n:class: dropdown\n```\nSECRET\n```{solution-end}\n```\n\nAfter.\n")
+    out, labels = strip_page_solutions(page, "p.md")
+    assert labels == ["ex-a"] and "SECRET" not in out and "Do it." in out and "After." in out
+    with pytest.raises(ValueError, match="solution-end"):
+        strip_page_solutions(page.replace("```{solution-end}\n```\n", ""), "p.md")
+    with pytest.raises(TypeError, match="text"):
+        strip_page_solutions(b"bytes")

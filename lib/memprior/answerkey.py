@@ -127,16 +127,14 @@ def prepare_source(dst, root=None) -> list[str]:
     cfg = dst / "_config.yml"
     cfg.write_text(_set_hide_solutions(cfg.read_text()))
     removed = []
-    from .student import _State, _strip_markdown
+    from .student import strip_page_solutions
 
     for path in sorted((dst / "book").rglob("*.md")):  # pages (their sources are downloadable too)
         text = path.read_text(encoding="utf-8")
         if "{solution" in text:
-            state = _State()
-            path.write_text(_strip_markdown(text, state, path.name) + "\n", encoding="utf-8")
-            if state.inside:
-                raise ValueError(f"{path.name}: solution-start {state.label!r} has no solution-end")
-            removed += state.labels
+            stripped, labels = strip_page_solutions(text, path.name)
+            path.write_text(stripped + "\n", encoding="utf-8")
+            removed += labels
     for path in sorted((dst / "book").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         out, labels = strip_for_book(nb, name=path.name)
@@ -284,7 +282,7 @@ def chapter_solutions(executed, stem: str, labels=None) -> list[Solution]:
     ValueError
         If a solution names an exercise the chapter does not have, or its markers do not pair up.
     """
-    from .edition import _iter_directives
+    from .edition import iter_directives
     from .student import SOLUTION_TAG
 
     if not isinstance(executed, dict) or "cells" not in executed:
@@ -306,7 +304,7 @@ def chapter_solutions(executed, stem: str, labels=None) -> list[Solution]:
                 if segment.strip() and target is not None:
                     target.parts.append(("markdown", _plain(segment).strip(), ""))
 
-            for name, arg, opts, body, i, j in _iter_directives(text):
+            for name, arg, opts, body, i, j in iter_directives(text):
                 prose("\n".join(lines[pos:i]))
                 pos = j + 1
                 if name == "exercise":

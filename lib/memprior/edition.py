@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["PLOTLY_MIME", "LIMITS", "Labels", "execute", "fill_evals", "figure_outputs", "code_lines",
+__all__ = ["iter_directives", "PLOTLY_MIME", "LIMITS", "Labels", "execute", "fill_evals", "figure_outputs", "code_lines",
            "collect_labels", "read_bibliography", "to_plain", "raw_markup", "check_chapter", "same_text", "write_edition", "write_command",
            "chapters", "main"]
 
@@ -202,7 +202,7 @@ def _chapter_number(stem: str) -> str:
     return str(int(m.group(1))) if m else ""
 
 
-def _iter_directives(text: str):
+def iter_directives(text: str):
     """Yield ``(name, arg, options, body, start, end)`` for each top-level fenced directive (line indices)."""
     lines = text.split("\n")
     i = 0
@@ -249,7 +249,7 @@ def collect_labels(notebooks) -> Labels:
                 lab.captions[fig["name"]] = (n, str(fig.get("caption", "")))
             if c.cell_type != "markdown":
                 continue
-            for name, arg, opts, body, _, _ in _iter_directives(c.source):
+            for name, arg, opts, body, _, _ in iter_directives(c.source):
                 label = opts.get("label") or (arg if name in ("exercise",) else "")
                 if name == "exercise":
                     lab.text[opts.get("label", f"_ex{len(lab.text)}")] = f"Exercise {nxt('exercise')}"
@@ -366,7 +366,7 @@ class _Converter:
         lines = text.split("\n")
         out: list[str] = []
         cursor = 0
-        for name, arg, opts, body, i, j in _iter_directives(text):
+        for name, arg, opts, body, i, j in iter_directives(text):
             out.extend(lines[cursor:i])
             cursor = j + 1
             out.append(self.directive(name, arg, opts, body))

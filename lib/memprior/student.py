@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_TAG", "ANSWER", "EXPLAIN", "GRADED", "strip_solutions", "solution_dependencies",
+__all__ = ["strip_page_solutions", "SOLUTION_TAG", "ANSWER", "EXPLAIN", "GRADED", "strip_solutions", "solution_dependencies",
            "write_student_set", "answer_cells", "cell_names", "main"]
 
 #: Cell tag that marks solution cells.
@@ -74,6 +74,35 @@ class _State:
     labels: list = field(default_factory=list)
     pending: list = field(default_factory=list)   # (label, exercise text) awaiting their answer cells
     exercise: str = ""            # text of the last exercise seen (its solution follows it)
+
+
+def strip_page_solutions(text: str, where: str = "page") -> tuple[str, list]:
+    """Remove the solution directives (and gated solution text) from one Markdown page.
+
+    Parameters
+    ----------
+    text : str
+        The page's MyST source.
+    where : str
+        Its name, for error messages.
+
+    Returns
+    -------
+    (str, list of str)
+        The page without solutions, and the labels of the solutions removed.
+
+    Raises
+    ------
+    ValueError
+        A ``solution-start`` without its ``solution-end``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected the page's source as a str, got {type(text).__name__}")
+    state = _State()
+    out = _strip_markdown(text, state, where)
+    if state.inside:
+        raise ValueError(f"{where}: solution-start {state.label!r} has no solution-end")
+    return out, list(state.labels)
 
 
 def _closing(lines: list[str], start: int, fence: str) -> int:
