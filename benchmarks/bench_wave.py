@@ -221,7 +221,7 @@ def main():
         A = s.matrix(m, f)
         lu_b, lu_m = spla.splu(A), s.factorize(m, f).lu
         mib = lambda lu: (lu.L.nnz + lu.U.nnz) * 16 / 2 ** 20  # noqa: E731
-        par_mib = (f"{sp_.factorize(m, f).lu._h.iparm[16] / 1024:.0f}" if sp_ is not None else "–")
+        par_mib = (f"{sp_.factorize(m, f).lu.memory_kib / 1024:.0f}" if sp_ is not None else "–")
         pb, pm = peak_memory(name, "baseline"), peak_memory(name, "memprior")
         befores += [pb["before"], pm["before"]]
         t_b, t_m = float(np.median(tb)), float(np.median(tm))

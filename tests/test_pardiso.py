@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from memprior import _pardiso, wave
+from memprior import pardiso as _pardiso, wave
 from memprior.wave import Acquisition, Helmholtz2D, solver_backends
 
 needs_pardiso = pytest.mark.skipif(not _pardiso.available(), reason="MKL PARDISO not installed (pip install mkl)")

@@ -65,7 +65,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from . import _pardiso
+from . import pardiso as mkl_pardiso
 from ._checks import check_int, check_positive
 
 __all__ = ["Acquisition", "Helmholtz2D", "HelmholtzData", "helmholtz_data", "blas_threads",
@@ -75,7 +75,7 @@ from threadpoolctl import ThreadpoolController
 
 _PERMC_SPECS = ("MMD_AT_PLUS_A", "COLAMD", "MMD_ATA", "NATURAL")
 _BACKENDS = ("auto", "pardiso", "superlu")
-_PATTERNS: dict = {}  # (NX, NZ, order) -> _pardiso.Pattern (with its fill-reducing ordering), shared per grid
+_PATTERNS: dict = {}  # (NX, NZ, order) -> mkl_pardiso.Pattern (with its fill-reducing ordering), shared per grid
 
 
 def solver_backends() -> dict:
@@ -83,7 +83,7 @@ def solver_backends() -> dict:
     ``"auto"``, the one ``Helmholtz2D(backend="auto")`` picks: ``$MEMPRIOR_SOLVER`` when it names an
     available backend ("superlu" or "pardiso"), else PARDISO when it loads, else SuperLU."""
     import os
-    ok = _pardiso.available()
+    ok = mkl_pardiso.available()
     env = os.environ.get("MEMPRIOR_SOLVER", "").strip().lower()
     if env and env not in ("superlu", "pardiso", "auto"):
         raise ValueError(f"MEMPRIOR_SOLVER: must be 'superlu', 'pardiso' or 'auto', got {env!r}")
@@ -323,7 +323,7 @@ def _fill_reducing_labels(indices: np.ndarray, indptr: np.ndarray, n: int) -> np
 class _Factor:
     """One factorization of A(m, ω) and what is needed to reuse it.
 
-    ``lu`` is a SuperLU object (``backend="superlu"``) or a :class:`memprior._pardiso.LDLT`
+    ``lu`` is a SuperLU object (``backend="superlu"``) or a :class:`memprior.pardiso.LDLT`
     (``backend="pardiso"``: LDLᵀ of the complex-symmetric A, every block solved in one call).
     """
 
@@ -423,7 +423,7 @@ class Helmholtz2D:
     backend : {"auto", "pardiso", "superlu"}
         Sparse factorization.  "superlu": scipy's SuperLU (LU with the ordering above).
         "pardiso": MKL PARDISO's LDLᵀ of the complex-symmetric matrix (needs the optional ``mkl``
-        wheel, see :mod:`memprior._pardiso`): about half the work of an LU, and the symbolic
+        wheel, see :mod:`memprior.pardiso`): about half the work of an LU, and the symbolic
         analysis (fill-reducing ordering) computed once per grid and reused for every model.
         "auto" (default): PARDISO when it loads, else SuperLU.  The attribute ``backend`` holds
         the one in use.
@@ -459,8 +459,8 @@ class Helmholtz2D:
         self.permc_spec = permc_spec
         if backend not in _BACKENDS:
             raise ValueError(f"backend: must be one of {_BACKENDS}, got {backend!r}")
-        if backend == "pardiso" and not _pardiso.available():
-            raise ValueError(f"backend: 'pardiso' is not available here ({_pardiso.load_error()}); "
+        if backend == "pardiso" and not mkl_pardiso.available():
+            raise ValueError(f"backend: 'pardiso' is not available here ({mkl_pardiso.load_error()}); "
                              "install the mkl wheel or use 'superlu'")
         self.backend = solver_backends()["auto"] if backend == "auto" else backend
         self.threads = None if threads is None else check_int("threads", threads, low=1)
@@ -754,7 +754,7 @@ class Helmholtz2D:
         """The PARDISO pattern of this grid and stencil (its ordering is computed by the first factorization)."""
         key = (self.NX, self.NZ, self.order, self.permc_spec)
         if key not in _PATTERNS:
-            _PATTERNS[key] = _pardiso.Pattern(self._indptr, self._indices, self.N)
+            _PATTERNS[key] = mkl_pardiso.Pattern(self._indptr, self._indices, self.N)
         return _PATTERNS[key]
 
     def clear_cache(self):

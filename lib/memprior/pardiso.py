@@ -1,4 +1,4 @@
-"""A small ctypes binding of MKL PARDISO for complex-symmetric sparse matrices (LDLᵀ).
+"""memprior.pardiso: a small ctypes binding of MKL PARDISO for complex-symmetric sparse matrices (LDLᵀ).
 
 Optional: it needs ``libmkl_rt`` (the ``mkl`` wheel on Linux x86-64, ``pip install mkl``, or
 ``pip install memprior[fast]``).  :func:`available` says whether it loaded; the Helmholtz solver falls
@@ -212,6 +212,8 @@ class LDLT:
         if pattern.perm is None:
             pattern.perm = self._h.perm.copy()
         self.perturbed_pivots = int(self._h.iparm[13])
+        #: memory of the numerical factorization and the solves, KiB (PARDISO's iparm[16])
+        self.memory_kib = int(self._h.iparm[16])
         self._finalizer = weakref.finalize(self, pattern._recycle, lib, self._h)
 
     def _call(self, phase: int, nrhs: int = 1, b=None, x=None):
