@@ -54,9 +54,9 @@ def main():
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load "
              f"average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.  Each run is a fresh process "
              "(imports, the experiment, the cluster's start-up included); runs alternate 0, 2, 0, 2, ...\n",
-             "| workers | wall (s), each run | cluster start-up (s) | tasks | solver | peak RSS of the command's "
-             "largest process (MiB) |",
-             "|---|---|---|---|---|---|"]
+             "| workers | wall (s), each run | cluster start-up (s) | tasks | CPU seconds in the tasks (sum) | solver | "
+             "peak RSS of the command's largest process (MiB) |",
+             "|---|---|---|---|---|---|---|"]
     walls, peaks = {0: [], 2: []}, {0: [], 2: []}
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,9 +73,11 @@ def main():
         for w in (0, 2):
             t = res[w]["timing"]
             lines.append(f"| {w} | {', '.join(f'{v:.1f}' for v in walls[w])} | {t['cluster_start_seconds']:.1f} | "
-                         f"{t['total']} | {res[w]['solver_backend']} | {max(peaks[w]):.0f} |")
+                         f"{t['total']} | {t['task_cpu_seconds']:.1f} | {res[w]['solver_backend']} | {max(peaks[w]):.0f} |")
     best0, best2 = min(walls[0]), min(walls[2])
-    lines.append(f"\nSpeed-up on 2 workers (best run each, start-up included): **{best0 / best2:.2f}×**.  "
+    lines.append(f"\nSpeed-up on 2 workers (best run each, start-up included): **{best0 / best2:.2f}×** (load average "
+                 f"at the end {os.getloadavg()[0]:.1f}: on a busy machine the workers share the cores with other "
+                 "processes, and the CPU seconds show whether the work per task changed).  "
                  f"Numbers identical on 0 and 2 workers: **{'yes' if same else 'NO'}**.\n")
     text = "\n".join(lines) + "\n"
     (HERE / "_out").mkdir(exist_ok=True)

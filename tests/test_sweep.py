@@ -130,3 +130,10 @@ def test_bad_arguments(tmp_path, capsys):
         run_sweep("tiny", tmp_path / "b")
     with pytest.raises(ValueError, match="kind"):
         sweep.run_task(TINY, Task("train", (0, 1)))
+
+
+def test_only_runs_the_matching_tasks(tmp_path):
+    res = run_sweep(TINY, tmp_path / "part", only="dps-*-N10-*-s1-*", quiet=True)
+    assert res["complete"] is False
+    names = sorted(p.name for p in (tmp_path / "part" / "tasks").glob("*.npz"))
+    assert names == [f"{t.id}.npz" for t in tasks(TINY) if t.kind == "dps" and t.index[1] == 10 and t.index[3] == 1]

@@ -107,7 +107,7 @@ PRESETS = {
                    truths=("lens",), methods=("dps_normalized",), seeds=(0, 1), samples=4, chunk=2, pool_chunk=8,
                    description="seconds: for tests"),
     "smoke": Preset("smoke", dict(), sizes=(50, 200, 1000), truths=("lens", "ood"), methods=("dps", "dps_normalized"),
-                    seeds=(0, 1, 2), samples=8, chunk=4, pool_chunk=100,
+                    seeds=(0, 1), samples=8, chunk=4, pool_chunk=100,
                     description="the book's 32² setting: about a minute in one process"),
     "paper64": Preset("paper64", dict(paper=64), sizes=(50, 200, 1000), truths=("lens",),
                       methods=("dps_normalized",), seeds=(0,), samples=16, chunk=2, pool_chunk=50,
@@ -173,7 +173,7 @@ def _experiment(preset: Preset):
 def run_task(preset: Preset, task: Task) -> dict:
     """Run one task; returns its arrays (numpy) and its wall seconds.  Deterministic in ``task``."""
     exp = _experiment(preset)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     quiet = os.environ.get("MEMPRIOR_QUIET")
     os.environ["MEMPRIOR_QUIET"] = "1"  # no sampler bars from inside a task (the sweep has its own)
     try:
@@ -184,6 +184,7 @@ def run_task(preset: Preset, task: Task) -> dict:
         else:
             os.environ["MEMPRIOR_QUIET"] = quiet
     out["seconds"] = np.float64(time.perf_counter() - t0)
+    out["cpu_seconds"] = np.float64(time.thread_time() - c0)  # CPU time of the thread that ran the task
     out["pid"] = np.int64(os.getpid())
     return out
 
@@ -268,7 +269,7 @@ def _bar(total: int, quiet: bool):
 
 
 def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = None, limit: int | None = None,
-              quiet: bool = False) -> dict:
+              only: str | None = None, quiet: bool = False) -> dict:
     """Run (or resume) a sweep; returns the results dict also written to ``out/results.json``.
 
     Parameters
@@ -282,6 +283,9 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
         Address of a running Dask scheduler (instead of ``workers``).
     limit : int, optional
         Compute at most this many new tasks, then stop without a summary (returns ``{"complete": False}``).
+    only : str, optional
+        Compute only the tasks whose id matches this shell pattern (e.g. ``"dps-*-N50-*"``; ids as in
+        ``DIR/tasks``): a part of a sweep, to measure it or to spread it by hand.
     quiet : bool
         No progress bar.
     """
@@ -298,19 +302,23 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
     todo = tasks(preset)
     done = {t.id for t in todo if _load_task(out, t) is not None}
     pending = [t for t in todo if t.id not in done]
+    if only is not None:
+        import fnmatch
+        pending = [t for t in pending if fnmatch.fnmatchcase(t.id, only)]
     if limit is not None:
         pending = pending[:limit]
     bar = _bar(len(todo), quiet)
     if bar is not None:
         bar.update(len(done))
-    computed, pids, task_seconds, n_lu = 0, set(), 0.0, 0
+    computed, pids, task_seconds, cpu_seconds, n_lu = 0, set(), 0.0, 0.0, 0
 
     def record(task, arrays):
-        nonlocal computed, task_seconds, n_lu
+        nonlocal computed, task_seconds, cpu_seconds, n_lu
         _write_task(out, task, arrays)
         computed += 1
         pids.add(int(arrays["pid"]))
         task_seconds += float(arrays["seconds"])
+        cpu_seconds += float(arrays.get("cpu_seconds", 0.0))
         n_lu += int(arrays.get("n_factorizations", 0))
         if bar is not None:
             bar.update(1)
@@ -325,7 +333,17 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
         if scheduler:
             client = Client(scheduler)
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            import dask
+            # Dask's defaults for worker processes cost this workload dearly (measured on the smoke preset):
+            # MALLOC_TRIM_THRESHOLD_=65536 hands freed memory back to the system at once, so the solver's
+            # arrays are mapped afresh at every step (1.5x slower tasks), and the statistical profiler
+            # samples deep torch/numpy stacks and keeps the samples (the workers grew by ~50 MB a minute).
+            # One thread per library, as in a serial run.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(
+                    OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1),
+                    "distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
             client = Client(cluster)
         t_cluster = time.perf_counter() - t0
         try:
@@ -344,7 +362,7 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
         bar.close()
     complete = all(_load_task(out, t) is not None for t in todo)
     timing = dict(wall_seconds=time.perf_counter() - t_start, cluster_start_seconds=t_cluster,
-                  task_seconds=task_seconds, workers=workers, scheduler=scheduler, processes_used=len(pids),
+                  task_seconds=task_seconds, task_cpu_seconds=cpu_seconds, workers=workers, scheduler=scheduler, processes_used=len(pids),
                   computed=computed, skipped=len(done), total=len(todo), dps_factorizations=n_lu)
     if not complete:
         return dict(complete=False, timing=timing)
@@ -421,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="0: run in this process; K: a Dask LocalCluster of K single-threaded worker processes")
     grp.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--limit", type=_nonneg_int, default=None, help="compute at most this many new tasks, then stop")
+    ap.add_argument("--only", metavar="PATTERN", help="compute only the tasks whose id matches this shell pattern, "
+                                                        "e.g. 'dps-*-N50-*' (ids as in OUT/tasks)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -434,7 +454,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     res = run_sweep(preset, args.out, workers=args.workers, scheduler=args.scheduler, limit=args.limit,
-                    quiet=args.quiet)
+                    only=args.only, quiet=args.quiet)
     t = res["timing"]
     state = "complete" if res.get("complete", True) else "incomplete (run again to resume)"
     print(f"{preset.name}: {state}; {t['computed']} tasks computed, {t['skipped']} already done, of {t['total']}; "
