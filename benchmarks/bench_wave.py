@@ -172,7 +172,8 @@ def main():
     load = os.getloadavg()
     out("# memprior.wave benchmark\n")
     out("Command (from the repository root):\n")
-    out("```bash\nOPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_wave.py\n```\n")
+    out("```bash\nOPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_wave.py"
+        + (" --quick" if args.quick else "") + "\n```\n")
     out(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}; load average at start "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (a shared machine: absolute times are noisy, "
