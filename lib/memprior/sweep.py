@@ -362,7 +362,7 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
                     OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1),
                     "distributed.worker.profile.enabled": False}):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")  # any free port: never collide with another
             client = Client(cluster)
         t_cluster = time.perf_counter() - t0
         try:
