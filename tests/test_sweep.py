@@ -137,3 +137,11 @@ def test_only_runs_the_matching_tasks(tmp_path):
     assert res["complete"] is False
     names = sorted(p.name for p in (tmp_path / "part" / "tasks").glob("*.npz"))
     assert names == [f"{t.id}.npz" for t in tasks(TINY) if t.kind == "dps" and t.index[1] == 10 and t.index[3] == 1]
+
+
+def test_a_running_scheduler_by_address(serial, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as c:
+        res = run_sweep(TINY, tmp_path / "sched", scheduler=c.scheduler_address, quiet=True)
+    assert res["timing"]["scheduler"] == c.scheduler_address
+    assert res["results"] == results(serial)["results"]
