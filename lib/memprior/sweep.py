@@ -107,7 +107,7 @@ PRESETS = {
                    truths=("lens",), methods=("dps_normalized",), seeds=(0, 1), samples=4, chunk=2, pool_chunk=8,
                    description="seconds: for tests"),
     "smoke": Preset("smoke", dict(), sizes=(50, 200, 1000), truths=("lens", "ood"), methods=("dps", "dps_normalized"),
-                    seeds=(0, 1), samples=8, chunk=4, pool_chunk=100,
+                    seeds=(0, 1, 2, 3), samples=8, chunk=4, pool_chunk=100,
                     description="the book's 32² setting: about a minute in one process"),
     "paper64": Preset("paper64", dict(paper=64), sizes=(50, 200, 1000), truths=("lens",),
                       methods=("dps_normalized",), seeds=(0,), samples=16, chunk=2, pool_chunk=50,

@@ -32,6 +32,15 @@ frequency serves every source, the adjoint (``A^H x = b`` is solved as
 ``x = conj(A^{-T} conj(b))`` with the same factors, and ``A^{-T} = A^{-1}``) and all Jacobian
 products.  Right-hand sides are solved in blocks (see ``_Factor._solve``).
 
+Backends
+--------
+``backend="superlu"``: scipy's SuperLU, an LU with the ordering below.  ``backend="pardiso"``: MKL
+PARDISO's LDLᵀ of the complex-symmetric matrix (:mod:`memprior.pardiso`, needs the optional ``mkl``
+wheel), with its fill-reducing ordering and symbolic analysis computed once per grid and reused for every
+model.  ``backend="auto"`` (default) takes PARDISO when it loads, SuperLU otherwise; the environment
+variable ``MEMPRIOR_SOLVER=superlu|pardiso`` overrides that choice (:func:`solver_backends`).  Both give
+the same data and gradients to round-off (tested).
+
 Ordering
 --------
 Fill in the LU factors depends only on the sparsity pattern, which depends only on the grid
@@ -47,9 +56,10 @@ fourth-order accurate in the interior and stays symmetric with the variable PML 
 
 Threads
 -------
-Sparse factorizations and solves run in scipy's SuperLU, which calls OpenBLAS for its dense
-kernels.  Every factorization, solve and dense contraction runs with at most ``threads`` BLAS
-threads (default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  On a busy 2-core
+With SuperLU, factorizations and solves call OpenBLAS for their dense kernels.  Every
+factorization, solve and dense contraction then runs with at most ``threads`` BLAS threads
+(default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  PARDISO runs on MKL's
+sequential layer (one thread) and needs no pinning.  On a busy 2-core
 machine, unpinned OpenBLAS threads made the factorizations several times slower.
 """
 from __future__ import annotations
