@@ -9,7 +9,17 @@ import torch
 
 from scipy.special import hankel1, hankel2, j0, y0
 
-from memprior.wave import Acquisition, Helmholtz2D, greens_function_2d, helmholtz_data
+from memprior.wave import Acquisition, Helmholtz2D, greens_function_2d, helmholtz_data, solver_backends
+
+BACKENDS = [b for b in ("superlu", "pardiso") if solver_backends()[b]]
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request, monkeypatch):
+    """Every test runs with every factorization backend this machine has (SuperLU always; PARDISO
+    with the mkl wheel), as the default that ``Helmholtz2D(backend="auto")`` picks."""
+    monkeypatch.setenv("MEMPRIOR_SOLVER", request.param)
+    return request.param
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -296,6 +306,7 @@ def test_precomputed_ordering_has_the_fill_of_superlus_own(order):
     NATURAL gives exactly the fill of letting splu order the natural matrix itself."""
     import scipy.sparse.linalg as spla
     solver, m, freq, _, _, _ = small_problem(order)
+    solver = Helmholtz2D(solver.nx, solver.nz, solver.dx, npml=5, order=order, backend="superlu")
     assert sorted(solver._label.tolist()) == list(range(solver.N))  # a permutation
     A_nat = solver.matrix(m, freq)
     own = spla.splu(A_nat, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1, options=dict(SymmetricMode=True))
@@ -333,6 +344,7 @@ def test_block_solves_do_not_change_gradient_or_data(monkeypatch, n_src):
     results = {}
     for block in (1, 2, 3, 8):
         monkeypatch.setattr(_Factor, "BLOCK", block)
+        monkeypatch.setattr(_Factor, "PARDISO_BLOCK", block)
         solver.clear_cache()
         f, g, d = solver.misfit_gradient(m, 2.0, acq, d_obs, 0.1)
         results[block] = (f, g, d, solver.forward(m, 2.0, acq), solver.vjp(m, 2.0, acq, d_obs))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import re
@@ -411,6 +412,17 @@ def _caption_cell(number: str, caption: str, conv: _Converter):
     return nbformat.v4.new_markdown_cell(f"**Figure {number}.** {text}")
 
 
+def _stable_ids(nb, kept: set, stem: str) -> None:
+    """Give the cells the edition adds (captions, references, answer cells) ids derived from their place and text.
+
+    nbformat draws random ids for new cells; derived ids keep a regenerated edition byte-identical when the
+    chapters have not changed.
+    """
+    for i, c in enumerate(nb.cells):
+        if c.get("id") not in kept:
+            c["id"] = hashlib.sha1(f"{stem}:{i}:{c.cell_type}:{c.source}".encode()).hexdigest()[:8]
+
+
 def to_plain(nb, *, stem: str, labels: Labels, bib: dict) -> tuple[nbformat.NotebookNode, list[str]]:
     """The plain-Markdown edition of one chapter whose ``{eval}`` roles are filled (:func:`fill_evals`).
 
@@ -588,6 +600,7 @@ def write_edition(outdir, source=None, *, student: bool = False, verbose: bool =
             if "answer" in _tags(c):
                 c.source = re.sub(r"\(([^()]+)\)", lambda m: f"({labels.text.get(m.group(1), m.group(1))})",
                                   c.source, count=1)
+        _stable_ids(plain, {c.get("id") for c in filled.cells}, path.stem)
         problems += raw_markup(plain)
         if problems:
             raise ValueError(f"{path.name}: the edition would keep raw markup: " + "; ".join(problems[:5]))

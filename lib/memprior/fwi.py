@@ -94,11 +94,15 @@ class FWIConfig:
         The lens's widths ``(sigma_x, sigma_z)`` in km; ``None`` (the book): 15 % of the side, round.
     nll_factor : float
         Weight of the data in the negative log-likelihood, ``nll_factor * sum |r|^2 / sigma_d^2``: 1 is the
-        circular complex Gaussian (the book); the paper's code uses 1/2.  Recorded, not applied: the
-        experiment's lookup and samplers use 1 (:func:`memprior.experiments.fwi.protocol` measures the effect).
+        circular complex Gaussian (the book); the paper's code uses 1/2.  Applied by the experiment
+        (:class:`memprior.experiments.fwi.FWIExperiment`): the lookup weights, the exact sampler's likelihood
+        and DPS's guidance step are those of ``nll_factor * sum |r|^2 / sigma_d^2``; the normalized DPS
+        variant steps along a unit direction, which the factor does not change.
     dps_start : {"noise", "background"}
-        Start of DPS: N(0, I) (the book, and the paper's comparison script) or the background ``z = 0``
-        noised to step T (the paper's FWI script).  Recorded, not applied (the experiment starts from N(0, I)).
+        Start of DPS: "noise", the samplers' default, a draw of the memorized prior's terminal marginal
+        (near N(0, I), with ``alpha_bar[T-1] ~ 0.13``; the book, and the paper's comparison script starts
+        from N(0, I)), or "background", the background ``z = 0`` noised to step T (the paper's FWI script).
+        Applied by the experiment's DPS samplers (:meth:`memprior.experiments.fwi.FWIExperiment.start_points`).
     """
 
     grid: int = 32

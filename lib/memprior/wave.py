@@ -32,6 +32,15 @@ frequency serves every source, the adjoint (``A^H x = b`` is solved as
 ``x = conj(A^{-T} conj(b))`` with the same factors, and ``A^{-T} = A^{-1}``) and all Jacobian
 products.  Right-hand sides are solved in blocks (see ``_Factor._solve``).
 
+Backends
+--------
+``backend="superlu"``: scipy's SuperLU, an LU with the ordering below.  ``backend="pardiso"``: MKL
+PARDISO's LDLᵀ of the complex-symmetric matrix (:mod:`memprior.pardiso`, needs the optional ``mkl``
+wheel), with its fill-reducing ordering and symbolic analysis computed once per grid and reused for every
+model.  ``backend="auto"`` (default) takes PARDISO when it loads, SuperLU otherwise; the environment
+variable ``MEMPRIOR_SOLVER=superlu|pardiso`` overrides that choice (:func:`solver_backends`).  Both give
+the same data and gradients to round-off (tested).
+
 Ordering
 --------
 Fill in the LU factors depends only on the sparsity pattern, which depends only on the grid
@@ -47,9 +56,10 @@ fourth-order accurate in the interior and stays symmetric with the variable PML 
 
 Threads
 -------
-Sparse factorizations and solves run in scipy's SuperLU, which calls OpenBLAS for its dense
-kernels.  Every factorization, solve and dense contraction runs with at most ``threads`` BLAS
-threads (default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  On a busy 2-core
+With SuperLU, factorizations and solves call OpenBLAS for their dense kernels.  Every
+factorization, solve and dense contraction then runs with at most ``threads`` BLAS threads
+(default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  PARDISO runs on MKL's
+sequential layer (one thread) and needs no pinning.  On a busy 2-core
 machine, unpinned OpenBLAS threads made the factorizations several times slower.
 """
 from __future__ import annotations
@@ -65,14 +75,67 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from . import pardiso as mkl_pardiso
 from ._checks import check_int, check_positive
 
 __all__ = ["Acquisition", "Helmholtz2D", "HelmholtzData", "helmholtz_data", "blas_threads",
-           "greens_function_2d", "greens_function_error"]
+           "greens_function_2d", "greens_function_error", "solver_backends"]
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _PERMC_SPECS = ("MMD_AT_PLUS_A", "COLAMD", "MMD_ATA", "NATURAL")
+_BACKENDS = ("auto", "pardiso", "superlu")
+_PATTERNS: dict = {}  # (NX, NZ, order) -> mkl_pardiso.Pattern (with its fill-reducing ordering), shared per grid
+
+
+def solver_backends() -> dict:
+    """Which factorization backends this process can use: ``{"superlu": True, "pardiso": bool}``, and
+    ``"auto"``, the one ``Helmholtz2D(backend="auto")`` picks: ``$MEMPRIOR_SOLVER`` when it names an
+    available backend ("superlu" or "pardiso"), else PARDISO when it loads, else SuperLU."""
+    import os
+    ok = mkl_pardiso.available()
+    env = os.environ.get("MEMPRIOR_SOLVER", "").strip().lower()
+    if env and env not in ("superlu", "pardiso", "auto"):
+        raise ValueError(f"MEMPRIOR_SOLVER: must be 'superlu', 'pardiso' or 'auto', got {env!r}")
+    auto = env if env in ("superlu", "pardiso") and (env == "superlu" or ok) else ("pardiso" if ok else "superlu")
+    return {"superlu": True, "pardiso": ok, "auto": auto}
+
+
+_POOLS: dict = {}  # the threadpoolctl controller, found once (scanning the loaded libraries is slow)
+_POOL_DEPTH = [0, None]
+
+
+class _Pinned:
+    """Context manager of :func:`blas_threads`: limits the BLAS pools on entry, restores them on exit.
+
+    The controller that lists the BLAS libraries is made once per process (scanning the loaded
+    libraries took longer than a 64² solve); nested entries with the same limit cost nothing.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        self._limiter = None
+
+    def __enter__(self):
+        if _POOL_DEPTH[0] > 0 and _POOL_DEPTH[1] == self.n:
+            _POOL_DEPTH[0] += 1
+            return self
+        ctl = _POOLS.get("ctl")
+        if ctl is None:  # numpy's and scipy's BLAS are loaded by this module's imports, so once is enough
+            ctl = _POOLS["ctl"] = ThreadpoolController()
+        self._limiter = ctl.limit(limits=self.n, user_api="blas")
+        self._saved = tuple(_POOL_DEPTH)
+        _POOL_DEPTH[:] = [1, self.n]
+        return self
+
+    def __exit__(self, *exc):
+        if self._limiter is None:
+            _POOL_DEPTH[0] -= 1
+            return False
+        self._limiter.restore_original_limits()
+        _POOL_DEPTH[:] = list(self._saved)
+        self._limiter = None
+        return False
 
 
 def blas_threads(n: int | None):
@@ -82,7 +145,7 @@ def blas_threads(n: int | None):
     """
     if n is None:
         return contextlib.nullcontext()
-    return threadpool_limits(limits=check_int("n", n, low=1), user_api="blas")
+    return _Pinned(check_int("n", n, low=1))
 
 
 def greens_function_2d(r, k: float):
@@ -268,16 +331,22 @@ def _fill_reducing_labels(indices: np.ndarray, indptr: np.ndarray, n: int) -> np
 
 
 class _Factor:
-    """One LU factorization of A(m, ω) and what is needed to reuse it."""
+    """One factorization of A(m, ω) and what is needed to reuse it.
 
-    __slots__ = ("lu", "omega", "freq", "w", "shape", "threads")
+    ``lu`` is a SuperLU object (``backend="superlu"``) or a :class:`memprior.pardiso.LDLT`
+    (``backend="pardiso"``: LDLᵀ of the complex-symmetric A, every block solved in one call).
+    """
 
-    def __init__(self, lu, omega, freq, w, shape, threads=None):
+    __slots__ = ("lu", "omega", "freq", "w", "shape", "threads", "backend")
+
+    def __init__(self, lu, omega, freq, w, shape, threads=None, backend="superlu"):
         self.lu, self.omega, self.freq, self.w, self.shape = lu, omega, freq, w, shape
         self.threads = threads
+        self.backend = backend
 
-    #: right-hand sides per block of the multi-RHS solve (measured best on 64² and 260² grids)
+    #: right-hand sides per block of the multi-RHS solve (measured best on 64² and 260² grids): SuperLU, PARDISO
     BLOCK = 8
+    PARDISO_BLOCK = 16
 
     def _solve(self, b: np.ndarray) -> np.ndarray:
         """A⁻¹b for b [N] or [N, k] (complex128).
@@ -290,6 +359,8 @@ class _Factor:
         """
         b = np.asarray(b, dtype=np.complex128)
         if b.ndim == 1:
+            if self.backend == "pardiso":
+                return self.lu.solve(b)
             with blas_threads(self.threads):
                 return self.lu.solve(b, trans="T")
         blocks = list(self.solve_blocks(b))
@@ -301,20 +372,23 @@ class _Factor:
         return out
 
     @classmethod
-    def block_edges(cls, k: int) -> list:
-        """Balanced column blocks [(c0, c1), ...] of at most ``BLOCK`` columns."""
-        nblk = max(1, -(-k // cls.BLOCK))
-        edges = np.linspace(0, k, nblk + 1).round().astype(int)
-        return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    def block_edges(cls, k: int, backend: str = "superlu") -> list:
+        """Balanced column blocks [(c0, c1), ...] of at most ``BLOCK`` (``PARDISO_BLOCK``) columns."""
+        size = cls.PARDISO_BLOCK if backend == "pardiso" else cls.BLOCK
+        nblk = max(1, -(-k // size))
+        edges = [(i * k + nblk // 2) // nblk for i in range(nblk + 1)]  # round(i k / nblk), in integers
+        return list(zip(edges[:-1], edges[1:]))
 
     def solve_blocks(self, b: np.ndarray):
         """Yield ``(c0, c1, A⁻¹ b[:, c0:c1])`` block by block (Fortran-ordered results).
 
         SuperLU copies each block into a Fortran-ordered array itself, so no copy is made here.
         """
-        with blas_threads(self.threads):
-            for c0, c1 in self.block_edges(b.shape[1]):
-                if c1 - c0 <= 2:
+        with blas_threads(self.threads if self.backend == "superlu" else None):
+            for c0, c1 in self.block_edges(b.shape[1], self.backend):
+                if self.backend == "pardiso":
+                    x = self.lu.solve(b[:, c0:c1])
+                elif c1 - c0 <= 2:
                     x = np.empty((b.shape[0], c1 - c0), dtype=np.complex128, order="F")
                     for c in range(c0, c1):
                         x[:, c - c0] = self.lu.solve(b[:, c], trans="T")
@@ -356,6 +430,13 @@ class Helmholtz2D:
     permc_spec : str
         SuperLU column ordering: "MMD_AT_PLUS_A" (default; best for this symmetric structure),
         "COLAMD", "MMD_ATA" or "NATURAL".
+    backend : {"auto", "pardiso", "superlu"}
+        Sparse factorization.  "superlu": scipy's SuperLU (LU with the ordering above).
+        "pardiso": MKL PARDISO's LDLᵀ of the complex-symmetric matrix (needs the optional ``mkl``
+        wheel, see :mod:`memprior.pardiso`): about half the work of an LU, and the symbolic
+        analysis (fill-reducing ordering) computed once per grid and reused for every model.
+        "auto" (default): PARDISO when it loads, else SuperLU.  The attribute ``backend`` holds
+        the one in use.
     threads : int or None
         BLAS threads during dense work (needs threadpoolctl; otherwise documented no-op).
     cache_size : int
@@ -370,7 +451,8 @@ class Helmholtz2D:
 
     def __init__(self, nx: int, nz: int, dx: float, npml: int = 10, order: int = 2, *,
                  pml_velocity: float = 2.0, pml_reflection: float = 1e-3,
-                 permc_spec: str = "MMD_AT_PLUS_A", threads: int | None = 1, cache_size: int = 2):
+                 permc_spec: str = "MMD_AT_PLUS_A", threads: int | None = 1, cache_size: int = 2,
+                 backend: str = "auto"):
         self.nx = check_int("nx", nx, low=3)
         self.nz = check_int("nz", nz, low=3)
         self.dx = check_positive("dx", dx)
@@ -385,6 +467,12 @@ class Helmholtz2D:
         if permc_spec not in _PERMC_SPECS:
             raise ValueError(f"permc_spec: must be one of {_PERMC_SPECS}, got {permc_spec!r}")
         self.permc_spec = permc_spec
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend: must be one of {_BACKENDS}, got {backend!r}")
+        if backend == "pardiso" and not mkl_pardiso.available():
+            raise ValueError(f"backend: 'pardiso' is not available here ({mkl_pardiso.load_error()}); "
+                             "install the mkl wheel or use 'superlu'")
+        self.backend = solver_backends()["auto"] if backend == "auto" else backend
         self.threads = None if threads is None else check_int("threads", threads, low=1)
         self.cache_size = check_int("cache_size", cache_size, low=1)
         p = self.npml
@@ -411,7 +499,7 @@ class Helmholtz2D:
     # ------------------------------------------------------------------ geometry
     def __repr__(self) -> str:
         return (f"Helmholtz2D(nx={self.nx}, nz={self.nz}, dx={self.dx}, npml={self.npml}, order={self.order}, "
-                f"permc_spec={self.permc_spec!r})")
+                f"permc_spec={self.permc_spec!r}, backend={self.backend!r})")
 
     @property
     def extent(self) -> tuple[float, float]:
@@ -665,14 +753,24 @@ class Helmholtz2D:
             return self._cache[key]
         omega = 2 * math.pi * f
         A, w = self._assemble(m, omega)
-        with blas_threads(self.threads):
-            lu = spla.splu(A, **self._lu_options())
+        if self.backend == "pardiso":
+            lu = self._pattern().factor(A.data)
+        else:
+            with blas_threads(self.threads):
+                lu = spla.splu(A, **self._lu_options())
         self.n_factorizations += 1
-        fac = _Factor(lu, omega, f, w[self._natural], (self.NX, self.NZ), self.threads)
+        fac = _Factor(lu, omega, f, w[self._natural], (self.NX, self.NZ), self.threads, self.backend)
         self._cache[key] = fac
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return fac
+
+    def _pattern(self):
+        """The PARDISO pattern of this grid and stencil (its ordering is computed by the first factorization)."""
+        key = (self.NX, self.NZ, self.order, self.permc_spec)
+        if key not in _PATTERNS:
+            _PATTERNS[key] = mkl_pardiso.Pattern(self._indptr, self._indices, self.N)
+        return _PATTERNS[key]
 
     def clear_cache(self):
         """Forget cached factorizations."""
@@ -683,11 +781,14 @@ class Helmholtz2D:
         """Right-hand sides −s for point sources of unit strength: dense [N, n_src], Fortran order."""
         return self._rhs_from_interp(self._interp_matrix(pts))
 
-    def _rhs_from_interp(self, P: sp.csr_matrix) -> np.ndarray:
-        """−Pᵀ/Δx² as a dense [N, n_pts] Fortran-ordered array (point sources from interpolation rows)."""
-        P = P.tocoo()
-        F = np.zeros((self.N, P.shape[0]), dtype=np.complex128, order="F")
-        np.add.at(F, (P.col, P.row), -P.data / self.dx ** 2)
+    def _rhs_from_interp(self, P: sp.csr_matrix, c0: int = 0, c1: int | None = None) -> np.ndarray:
+        """−Pᵀ/Δx² for rows c0:c1 of P, as a dense [N, c1 - c0] Fortran-ordered array (point sources
+        from interpolation rows).  P's rows are read from its CSR arrays directly (no sparse slicing)."""
+        c1 = P.shape[0] if c1 is None else c1
+        lo, hi = P.indptr[c0], P.indptr[c1]
+        rows = np.repeat(np.arange(c1 - c0), np.diff(P.indptr[c0:c1 + 1]))
+        F = np.zeros((self.N, c1 - c0), dtype=np.complex128, order="F")
+        np.add.at(F, (P.indices[lo:hi], rows), -P.data[lo:hi] / self.dx ** 2)
         return F
 
     def _fields(self, fac: _Factor, acq: Acquisition) -> np.ndarray:
@@ -763,9 +864,10 @@ class Helmholtz2D:
         PrT = Pr.T.tocsr()
         d = np.empty((acq.n_src, acq.n_rec), dtype=np.complex128)
         acc = np.zeros(self.N, dtype=np.complex128)
-        with blas_threads(self.threads):
-            for c0, c1 in _Factor.block_edges(acq.n_src):
-                Ub = fac.solve(self._rhs_from_interp(Ps[c0:c1])) if U is None else U[:, c0:c1]  # [N, k]
+        # PARDISO runs without BLAS pools, and the rest is sparse or elementwise: pin only for SuperLU
+        with blas_threads(self.threads if fac.backend == "superlu" else None):
+            for c0, c1 in _Factor.block_edges(acq.n_src, fac.backend):
+                Ub = fac.solve(self._rhs_from_interp(Ps, c0, c1)) if U is None else U[:, c0:c1]  # [N, k]
                 d[c0:c1] = _apply_rows(Pr, Ub).T
                 # conj(λ) with A^H λ = P_r^T dd: conj(λ) = A^{-T} P_r^T conj(dd) = A^{-1} P_r^T conj(dd)
                 lam_bar = fac.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)

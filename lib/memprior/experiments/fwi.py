@@ -352,10 +352,10 @@ class FWIExperiment:
         """The posterior under the memorized prior of training set ``N``: a likelihood-weighted lookup."""
         ts = self.training_set(N)
         nll = complex_nll(self.pool_data_upto(N), obs.d_obs, obs.sigma_d)
-        w = lookup_from_misfits(nll)
+        w = lookup_from_misfits(nll * self.cfg.nll_factor)  # the likelihood with the data's weight (1 by default)
         order = torch.argsort(nll)
         best = int(order[0])
-        gap = float(nll[order[1]] - nll[order[0]])
+        gap = float(nll[order[1]] - nll[order[0]]) * self.cfg.nll_factor
         t = obs.truth
         dm = t.m - V.M_BAR
         vb = V.m_to_v(ts.m[best])
@@ -427,15 +427,17 @@ class FWIExperiment:
         lu0 = self.solver.n_factorizations
         t0 = time.perf_counter()
         T = self.schedule.n_steps
-        if method == "dps":
-            u = guidance.dps_sample(den, self.schedule, fwd, obs.y, obs.gamma, n, zeta=zeta, generator=g,
-                                    steps=steps, rule=rule, callback=rec)
-        elif method == "dps_normalized":
+        c = self.cfg.nll_factor  # the data's weight in the likelihood (1 by default; the paper's code: 1/2)
+        x_T = None if method == "exact" else self.start_points(N, n, g)
+        if method == "dps":  # the guidance step is the likelihood's gradient times c
+            u = guidance.dps_sample(den, self.schedule, fwd, obs.y, obs.gamma, n, zeta=zeta * c, generator=g,
+                                    steps=steps, rule=rule, callback=rec, x_T=x_T)
+        elif method == "dps_normalized":  # a unit-length direction: c cancels
             u = guidance.dps_normalized_sample(den, self.schedule, fwd, obs.y, n, step_size=step_size, generator=g,
-                                               steps=steps, callback=rec)
-        else:
-            u, _ = guidance.exact_posterior_sample(ts.u, fwd, obs.y, obs.gamma, self.schedule, n, generator=g,
-                                                   steps=steps, return_index=True)
+                                               steps=steps, callback=rec, x_T=x_T)
+        else:  # c |r|^2 / sigma_d^2 = |r|^2 / (sigma_d / sqrt(c))^2
+            u, _ = guidance.exact_posterior_sample(ts.u, fwd, obs.y, obs.gamma / math.sqrt(c), self.schedule, n,
+                                                   generator=g, steps=steps, return_index=True)
         secs = time.perf_counter() - t0
         u = u.detach().to(torch.float64)
         traj = None
@@ -456,6 +458,24 @@ class FWIExperiment:
         if key is not None:
             self._runs[key] = res
         return res
+
+    def start_points(self, N: int, n: int, generator: torch.Generator | None = None):
+        """Starting points of DPS for training set ``N`` at level ``T-1``, as ``cfg.dps_start`` says.
+
+        ``"noise"``: ``None``, the sampler's own start (the memorized prior's terminal marginal).
+        ``"background"`` (the paper's FWI script): the homogeneous background, raw coefficients ``z = 0``,
+        in the prior's z-scored coordinates ``u_b = -mu / s``, noised to level ``T-1``:
+        ``sqrt(abar[T-1]) u_b + sqrt(1 - abar[T-1]) eps`` with ``eps ~ N(0, I)`` drawn from ``generator``.
+        Returns ``Tensor [n, d]`` (float64) or ``None``.
+        """
+        n = check_int("n", n, low=1)
+        if self.cfg.dps_start == "noise":
+            return None
+        ts = self.training_set(N)
+        u_b = ts.to_u(torch.zeros(1, self.basis.d, dtype=torch.float64))
+        a = self.schedule.alpha_bar[-1].to(torch.float64)
+        eps = torch.randn((n, self.basis.d), generator=generator, dtype=torch.float64)
+        return a.sqrt() * u_b + (1 - a).sqrt() * eps
 
     # -- linearized Gaussian mixture
     def jacobians(self, N: int, index) -> torch.Tensor:

@@ -149,7 +149,7 @@ def solver_properties(*, n: int = 64, dx: float = 2 / 64, npml: int = 10, freq: 
     """
     n, dx, npml = _grid_args(n, dx, npml)
     freq = check_positive("freq", freq)
-    solver = Helmholtz2D(n, n, dx, npml=npml)
+    solver = Helmholtz2D(n, n, dx, npml=npml, backend="superlu")  # the fill of SuperLU's LU is what is compared
     _, m = _lens(n, dx)
     A = solver.matrix(m, freq)
     d_ab = complex(solver.forward(m, freq, Acquisition([a], [b]))[0, 0])
