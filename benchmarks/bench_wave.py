@@ -88,7 +88,7 @@ class PaperBaseline:
         for k in range(acq.n_src):
             lam = luH.solve(np.asarray(Pr.T @ (2 * r[k] / sigma_d ** 2)).astype(complex))
             g += -omega ** 2 * np.real(w * np.conj(lam) * U[k])
-        return misfit, s.pad_adjoint(g), d
+        return misfit, s.pad_adjoint(g.reshape(s.NX, s.NZ)), d
 
 
 def setup(case):
