@@ -26,7 +26,7 @@ Output (``--out DIR``):
 * ``DIR/samples_<method>_N<N>_<truth>.npz``: the samples ``u`` (z-scored), ``z`` (raw KL
   coefficients), ``nearest``, ``misfit_per_datum``, ``commit``, in task order.
 
-Presets (:data:`PRESETS`): ``smoke`` (the book's 32² setting, about a minute in one process),
+Presets (``PRESETS``): ``smoke`` (the book's 32² setting, about a minute in one process),
 ``paper64`` and ``paper200`` (:meth:`memprior.fwi.FWIConfig.paper`, the paper's protocol: noise relative to
 max|d|, likelihood weight 1/2, DPS from the noised background), and ``tiny`` (seconds; for tests).
 """
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Preset", "PRESETS", "Task", "tasks", "run_task", "run_sweep", "summarize", "main"]
+__all__ = ["Preset", "PRESETS", "Task", "tasks", "run_task", "prepare_out", "run_sweep", "summarize", "main"]
 
 _SEED_STRIDE = 1000  # generator seed of a dps task: seed * _SEED_STRIDE + chunk
 
@@ -295,7 +295,7 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
     ----------
     preset : Preset
     out : path
-        Output directory (see :func:`prepare_out`).
+        Output directory (see :func:`prepare_out`, which checks it before any work).
     workers : int >= 0
         0: in this process; K: a Dask LocalCluster of K single-threaded worker processes.
     scheduler : str, optional
