@@ -26,7 +26,6 @@ The export is written as Markdown and as a standalone HTML page.
 from __future__ import annotations
 
 import argparse
-import html
 import re
 import shutil
 import subprocess

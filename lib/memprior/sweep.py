@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._checks import release_memory
 
 __all__ = ["Preset", "PRESETS", "Task", "tasks", "run_task", "prepare_out", "run_sweep", "summarize", "main"]
 
@@ -197,15 +198,8 @@ def _release_memory(exp):
     for, while the same tasks run in one process held 670 MB flat; the factorizations of one task are of
     no use to the next (other models), so a worker keeps nothing between tasks.
     """
-    import ctypes
-    import gc
     exp.solver.clear_cache()
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    release_memory()
 
 
 def _run(exp, preset: Preset, task: Task) -> dict:

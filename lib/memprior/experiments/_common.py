@@ -1,24 +1,27 @@
 """Small helpers shared by the experiment modules (seeds, the default schedule, returning freed memory)."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
-import gc
-import sys
 
 import torch
 
-from .._checks import check_seed
+from .._checks import check_seed, release_memory
 from ..diffusion import Schedule
 
-__all__ = ["generator", "schedule_or_paper", "release_memory", "releases_memory"]
+__all__ = ["generator", "schedule_or_paper", "check_result", "release_memory", "releases_memory"]
 
 
 def generator(seed: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed``."""
     seed = check_seed(seed, "seed")
     return torch.Generator().manual_seed(int(seed))
+
+
+def check_result(name: str, value, cls):
+    """``value`` itself if it is a ``cls`` (a result dataclass of an experiment module), else a TypeError."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: expected a {cls.__name__} (a result of this module), got {type(value).__name__}")
+    return value
 
 
 def schedule_or_paper(schedule) -> Schedule:
@@ -28,35 +31,6 @@ def schedule_or_paper(schedule) -> Schedule:
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule: expected a memprior.diffusion.Schedule or None, got {type(schedule).__name__}")
     return schedule
-
-
-def _libc_trim():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):       # not glibc (musl, ...): nothing to do
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_TRIM = _libc_trim()
-
-
-def release_memory() -> None:
-    """Collect garbage and hand the C heap's free pages back to the operating system.
-
-    glibc keeps memory that numpy and torch have freed inside the process's heap, where it counts
-    toward the resident set although nothing uses it; after a few experiments a chapter's kernel holds
-    hundreds of MB of such holes, and the next large temporary lands on top of them.  ``malloc_trim(0)``
-    returns them (a no-op where the C library is not glibc).  Measured on chapter 7: the kernel's
-    resident baseline falls from about 1.05 GB to 0.7 GB (``benchmarks/RESULTS.md``).
-    """
-    gc.collect()
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 def releases_memory(fn):

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ._common import generator
+from ._common import check_result, generator
 from .. import diffusion as dif
 from .. import metrics as met
 from .. import practice as prac
@@ -271,12 +271,6 @@ def _check_config(config) -> CapstoneConfig:
     return config
 
 
-def _check(name: str, value, cls):
-    if not isinstance(value, cls):
-        raise TypeError(f"{name}: expected a {cls.__name__} (a result of this module), got {type(value).__name__}")
-    return value
-
-
 # ============================================================================ training
 @dataclass(frozen=True)
 class Priors:
@@ -303,7 +297,7 @@ class Priors:
 
 def train(data: Data, *, cache: bool = True, show_progress: bool = False) -> Priors:
     """Train the two priors of the capstone with :func:`memprior.diffusion.train_denoiser` (seeded, cached)."""
-    data = _check("data", data, Data)
+    data = check_result("data", data, Data)
     cfg = data.config
     schedule = dif.Schedule.linear(200)
     kw = dict(steps=cfg.steps, hidden=cfg.hidden, depth=cfg.depth, lr=cfg.lr, seed=cfg.seed, cache=cache,
@@ -353,7 +347,7 @@ def _score(samples, x_train, fresh):
 
 def detect(data: Data, priors: Priors) -> Detection:
     """Sample both priors and score the samples against their training sets, next to the null."""
-    data, priors = _check("data", data, Data), _check("priors", priors, Priors)
+    data, priors = check_result("data", data, Data), check_result("priors", priors, Priors)
     cfg = data.config
     out = {k: {} for k in ("samples", "reports", "flagged", "flagged_se", "null", "null_se")}
     for key, net, x in (("small", priors.small, data.small), ("large", priors.large, data.large)):
@@ -392,7 +386,7 @@ def loss_curve(data: Data, priors: Priors, *, n: int = 256, level_every: int = 1
     """The loss gap over training (chapter 8's check that needs no sampling)."""
     from .practice import mean_denoising_loss
 
-    data, priors = _check("data", data, Data), _check("priors", priors, Priors)
+    data, priors = check_result("data", data, Data), check_result("priors", priors, Priors)
     steps = sorted(priors.snapshots)
     tr, ho = [], []
     for s in steps:
@@ -432,7 +426,7 @@ class PosteriorCheck:
 def posterior_check(data: Data, name: str, prior_samples: torch.Tensor, x_train: torch.Tensor,
                     *, n: int = 400, seed: int = 5) -> PosteriorCheck:
     """Posterior of the well log under the distribution of ``prior_samples`` (importance resampling)."""
-    data = _check("data", data, Data)
+    data = check_result("data", data, Data)
     post = prac.importance_posterior(prior_samples, data.forward, data.y, data.gamma, check_int("n", n, low=1),
                                      generator=generator(seed))
     q = met.d1_d2(post.samples, x_train)
@@ -473,8 +467,8 @@ def mitigate(data: Data, priors: Priors, det: Detection, curve: LossCurve) -> tu
         ``(memorizing, early stopping, sigma_min, more data)``; also the reference row ``"true prior"``
         (fresh models used as prior samples) last.
     """
-    data, priors = _check("data", data, Data), _check("priors", priors, Priors)
-    det, curve = _check("det", det, Detection), _check("curve", curve, LossCurve)
+    data, priors = check_result("data", data, Data), check_result("priors", priors, Priors)
+    det, curve = check_result("det", det, Detection), check_result("curve", curve, LossCurve)
     cfg = data.config
     rows = []
 
@@ -548,7 +542,7 @@ def _pct(p: float, se: float | None = None) -> str:
 
 def report_markdown(result: Result) -> str:
     """The memorization report of chapter 8's checklist, in Markdown, from the numbers of :func:`run`."""
-    r = _check("result", result, Result)
+    r = check_result("result", result, Result)
     cfg, d = r.data.config, r.data
     det, cur = r.detection, r.curve
     mem, early, trunc, more, ref = r.rows

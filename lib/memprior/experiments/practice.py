@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ._common import generator
+from ._common import check_result, generator
 from .. import diffusion as dif
 from .. import metrics as met
 from .. import practice as prac
@@ -53,12 +53,6 @@ def _t(x: np.ndarray) -> torch.Tensor:
 
 def _np(x) -> np.ndarray:
     return x.detach().to(_F64).cpu().numpy()
-
-
-def _check_type(name: str, value, cls):
-    if not isinstance(value, cls):
-        raise TypeError(f"{name}: expected a {cls.__name__} (a result of this module), got {type(value).__name__}")
-    return value
 
 
 # ============================================================================ the test bed
@@ -246,7 +240,7 @@ def train_priors(bed: ToyProblem, *, snapshot_steps: Sequence[int] = (100, 200, 
     Priors
     """
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
+    check_result("bed", bed, ToyProblem)
     snaps = tuple(sorted({check_int("snapshot_steps", s, low=1) for s in snapshot_steps}))
     if not snaps:
         raise ValueError("snapshot_steps: need at least one step")
@@ -332,8 +326,8 @@ def detect(bed: ToyProblem, priors: Priors, *, n_samples: int = 4000, n_scored: 
     Detection
     """
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("priors", priors, Priors)
+    check_result("bed", bed, ToyProblem)
+    check_result("priors", priors, Priors)
     n_samples = check_int("n_samples", n_samples, low=1)
     n_scored = check_int("n_scored", n_scored, low=1, high=n_samples)
     ddim_steps = check_int("ddim_steps", ddim_steps, low=1)
@@ -401,8 +395,8 @@ class LossGap:
 def loss_gap(bed: ToyProblem, priors: Priors, *, level_every: int = 10, n: int = 1024, seed: int = 3) -> LossGap:
     """Training against held-out loss at each snapshot, and the final gaps (see :func:`mean_denoising_loss`)."""
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("priors", priors, Priors)
+    check_result("bed", bed, ToyProblem)
+    check_result("priors", priors, Priors)
     kw = dict(level_every=level_every, n=n, seed=seed)
     lin, steps = priors.schedule, priors.snapshot_steps
 
@@ -468,7 +462,7 @@ def truncation_check(bed: ToyProblem, schedule: dif.Schedule, *, sigma_min: floa
     TruncationCheck
     """
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
+    check_result("bed", bed, ToyProblem)
     sigma_min = bed.spacing / 2 if sigma_min is None else check_positive("sigma_min", sigma_min, square=True)
     n, n_post = check_int("n", n, low=1), check_int("n_post", n_post, low=1)
     t0 = prac.level_for_sigma(schedule, sigma_min)
@@ -535,8 +529,8 @@ def posterior_checks(bed: ToyProblem, det: Detection, *, n: int = 1000, seed: in
     """Importance posteriors of the two networks' samples and of the fresh draws, checked against the lookup
     and the reference (:func:`memprior.practice.posterior_check`; ``n`` posterior samples, seeded by ``seed``)."""
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("det", det, Detection)
+    check_result("bed", bed, ToyProblem)
+    check_result("det", det, Detection)
     n = check_int("n", n, low=1)
     return PosteriorChecks(mem=_check_row(bed, _t(det.prior_mem), bed.x_small, n=n, seed=seed),
                            gen=_check_row(bed, _t(det.prior_gen), bed.x_large, n=n, seed=seed),
@@ -660,9 +654,9 @@ def mitigations(bed: ToyProblem, priors: Priors, det: Detection, *, best_step: i
     seed = _seed(seed, "seed")
     check_seed = _seed(check_seed, "check_seed")
     fresh_seed = _seed(fresh_seed, "fresh_seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("priors", priors, Priors)
-    _check_type("det", det, Detection)
+    check_result("bed", bed, ToyProblem)
+    check_result("priors", priors, Priors)
+    check_result("det", det, Detection)
     steps = priors.snapshot_steps
     early_step = steps[1 if len(steps) > 1 else 0] if early_step is None else early_step
     for name, s in (("best_step", best_step), ("early_step", early_step)):
@@ -735,8 +729,8 @@ def training_snapshots(bed: ToyProblem, priors: Priors, *, n: int = 1500, n_scor
     """Sample each snapshot of the memorizing network (``n`` samples, seed ``seed``) and check its posterior
     (``n_post`` samples, ``n_boot`` bootstrap replicates, seed ``seed + 1``)."""
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("priors", priors, Priors)
+    check_result("bed", bed, ToyProblem)
+    check_result("priors", priors, Priors)
     n = check_int("n", n, low=1)
     n_scored = check_int("n_scored", n_scored, low=1, high=n)
     n_shown = check_int("n_shown", n_shown, low=1, high=n)
@@ -794,9 +788,9 @@ def datum_sweep(bed: ToyProblem, det: Detection, mit: Mitigations, *,
     the network trained on 512 examples, for each datum (:func:`memprior.practice.datum_posteriors`: ``n``
     posterior samples from the first ``n_prior`` prior samples, seeded by ``seed``)."""
     seed = _seed(seed, "seed")
-    _check_type("bed", bed, ToyProblem)
-    _check_type("det", det, Detection)
-    _check_type("mit", mit, Mitigations)
+    check_result("bed", bed, ToyProblem)
+    check_result("det", det, Detection)
+    check_result("mit", mit, Mitigations)
     ys = np.asarray(y_values, dtype=np.float64).ravel()
     if ys.size < 1 or not np.isfinite(ys).all():
         raise ValueError(f"y_values: need at least one finite value, got {y_values!r}")
