@@ -104,6 +104,56 @@ def test_backends_agree_on_data_and_gradient():
     np.testing.assert_allclose(da, db, rtol=1e-11)
 
 
+@needs_pardiso
+def test_replica_is_an_independent_factorization_usable_from_another_thread():
+    import threading
+    A = complex_symmetric(120, 8)
+    L = _pardiso.Pattern(A.indptr, A.indices, 120).factor(A.data)
+    R = L.replica()
+    assert R._h is not L._h and R.pattern is L.pattern
+    rng = np.random.default_rng(2)
+    B = rng.standard_normal((120, 40)) + 1j * rng.standard_normal((120, 40))
+    Xd = np.linalg.solve(A.toarray(), B)
+    out = {}
+
+    def work(name, lu, cols):
+        for _ in range(20):  # many calls at once on the two handles
+            out[name] = lu.solve(B[:, cols])
+
+    ts = [threading.Thread(target=work, args=("a", L, slice(0, 20))),
+          threading.Thread(target=work, args=("b", R, slice(20, 40)))]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    np.testing.assert_allclose(np.hstack([out["a"], out["b"]]), Xd, rtol=0, atol=1e-9 * np.abs(Xd).max())
+
+
+@needs_pardiso
+@pytest.mark.parametrize("n_src", [1, 3, 19])
+def test_threaded_gradient_equals_the_serial_one(n_src):
+    """threads=k splits the sources over k threads, each with its own factorization: same numbers
+    (to the round-off of summing the groups' contractions in another order)."""
+    rng = np.random.default_rng(6)
+    m = 1 / (2 + 0.3 * rng.uniform(-1, 1, (30, 24))) ** 2
+    acq = Acquisition.transmission(30, 24, 0.05, n_src, 11)
+    one = Helmholtz2D(30, 24, 0.05, npml=6, backend="pardiso")
+    d_obs = one.forward(m * 1.01, 3.0, acq)
+    f1, g1, d1 = one.misfit_gradient(m, 3.0, acq, d_obs, 0.1)
+    dd = rng.standard_normal(d1.shape) + 1j * rng.standard_normal(d1.shape)
+    v1 = one.vjp(m, 3.0, acq, dd)
+    for k in (2, 3):
+        many = Helmholtz2D(30, 24, 0.05, npml=6, backend="pardiso", threads=k)
+        fk, gk, dk = many.misfit_gradient(m, 3.0, acq, d_obs, 0.1)
+        assert abs(fk - f1) <= 1e-12 * f1
+        np.testing.assert_allclose(gk, g1, rtol=0, atol=1e-12 * np.abs(g1).max())
+        np.testing.assert_array_equal(dk, d1)  # each source's data is computed the same way
+        np.testing.assert_allclose(many.vjp(m, 3.0, acq, dd), v1, rtol=0, atol=1e-12 * np.abs(v1).max())
+        groups = many._source_groups(many._factor(m, 3.0), n_src)
+        assert groups == max(1, min(k, n_src // 2))
+        assert many.n_factorizations == 1  # the copies for the threads are not new models
+    with pytest.raises(ValueError, match="threads"):
+        Helmholtz2D(30, 24, 0.05, npml=6, backend="pardiso", threads=0)
+
+
 def test_backend_choice_and_bad_values(monkeypatch):
     with pytest.raises(ValueError, match="backend"):
         Helmholtz2D(12, 10, 0.1, npml=5, backend="mumps")

@@ -27,6 +27,7 @@ import ctypes.util
 import glob
 import os
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -160,6 +161,7 @@ class Pattern:
         self._spare: list = []  # analysed handles of collected factorizations, ready for phase 22
         self.max_spare = 4
         self.n_analyses = 0
+        self._lock = threading.Lock()  # factorizations may run in several threads (LDLT.replica)
 
     def factor(self, data) -> "LDLT":
         """LDLᵀ factors of the matrix with this pattern and CSC values ``data`` (complex)."""
@@ -167,9 +169,11 @@ class Pattern:
 
     def _recycle(self, lib, handle: "_Handle"):
         """Keep the analysed handle of a collected factorization for the next one (or free it)."""
-        if len(self._spare) < self.max_spare:
-            self._spare.append(handle)
-        else:
+        with self._lock:
+            keep = len(self._spare) < self.max_spare
+            if keep:
+                self._spare.append(handle)
+        if not keep:
             _release(lib, handle)
 
 
@@ -192,25 +196,43 @@ class LDLT:
             raise ValueError(f"data: expected the {pattern.nnz} CSC values of the pattern, got shape {list(data.shape)}")
         if not np.all(np.isfinite(data)):
             raise ValueError("data: contains NaN or inf")
+        self._factor(lib, pattern, np.ascontiguousarray(data[pattern.slots], dtype=np.complex128))
+
+    def replica(self) -> "LDLT":
+        """A second, independent factorization of the same matrix (its own PARDISO handle).
+
+        PARDISO may be called from several threads at once only on different handles, and the
+        ctypes call releases the GIL: each thread that solves with this matrix at the same time
+        needs a replica of its own.
+        """
+        other = LDLT.__new__(LDLT)
+        other._factor(_load(), self.pattern, self._a)
+        return other
+
+    def _factor(self, lib, pattern: Pattern, a_upper: np.ndarray):
         self.pattern = pattern
         self.n = pattern.n
-        self._a = np.ascontiguousarray(data[pattern.slots], dtype=np.complex128)
-        if pattern._spare:  # an analysed handle of this pattern: numerical factorization only
-            self._h = pattern._spare.pop()
+        self._a = a_upper
+        with pattern._lock:
+            spare = pattern._spare.pop() if pattern._spare else None
+            if spare is None:
+                pattern.n_analyses += 1
+        if spare is not None:  # an analysed handle of this pattern: numerical factorization only
+            self._h = spare
             self.reused_analysis = True
             phase = 22
         else:  # analysis (with the pattern's ordering after the first) and numerical factorization
             self._h = _Handle(self.n, pattern.perm)
             self.reused_analysis = False
             phase = 12
-            pattern.n_analyses += 1
         try:
             self._call(phase)
         except RuntimeError:
             _release(lib, self._h)
             raise
-        if pattern.perm is None:
-            pattern.perm = self._h.perm.copy()
+        with pattern._lock:
+            if pattern.perm is None:
+                pattern.perm = self._h.perm.copy()
         self.perturbed_pivots = int(self._h.iparm[13])
         #: memory of the numerical factorization and the solves, KiB (PARDISO's iparm[16])
         self.memory_kib = int(self._h.iparm[16])

@@ -33,6 +33,7 @@ max|d|, likelihood weight 1/2, DPS from the noised background), and ``tiny`` (se
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -168,13 +169,33 @@ def _experiment(preset: Preset):
         torch.set_num_threads(1)
         _EXPERIMENTS.clear()
         _EXPERIMENTS[key] = FWIExperiment(preset.fwi_config(), show_progress=False)
+        if _in_dask_worker():  # the worker process is ours: see _freeze_heap
+            _freeze_heap()
     return _EXPERIMENTS[key]
+
+
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _freeze_heap():
+    """Collect once, then exempt every object alive now (modules, torch, the experiment) from later
+    collections (``gc.freeze``): the collection after each task then walks only what the task made.
+    Measured on the smoke preset: 0.2 ms per task instead of 90 ms (180,000 objects walked each time),
+    about 10 s of a serial run.  Objects freed by reference counting are freed as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_task(preset: Preset, task: Task) -> dict:
     """Run one task; returns its arrays (numpy) and its wall seconds.  Deterministic in ``task``."""
     exp = _experiment(preset)
-    t0, c0 = time.perf_counter(), time.thread_time()
+    t0, c0, e0 = time.perf_counter(), time.thread_time(), time.time()
     quiet = os.environ.get("MEMPRIOR_QUIET")
     os.environ["MEMPRIOR_QUIET"] = "1"  # no sampler bars from inside a task (the sweep has its own)
     try:
@@ -188,6 +209,7 @@ def run_task(preset: Preset, task: Task) -> dict:
     out["cpu_seconds"] = np.float64(time.thread_time() - c0)  # CPU time of the thread that ran the task
     out["pid"] = np.int64(os.getpid())
     _release_memory(exp)
+    out["started"], out["ended"] = np.float64(e0), np.float64(time.time())  # epoch seconds: a timeline of the sweep
     return out
 
 
@@ -368,9 +390,14 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
             client.close()
             if cluster is not None:
                 cluster.close()
-    else:
-        for t in pending:
-            record(t, run_task(preset, t))
+    elif pending:
+        _experiment(preset)  # built before the freeze, so it is exempt from the per-task collections
+        _freeze_heap()
+        try:
+            for t in pending:
+                record(t, run_task(preset, t))
+        finally:
+            gc.unfreeze()  # this process may be the caller's (a notebook, a test): give it its collector back
     if bar is not None:
         bar.close()
     complete = all(_load_task(out, t) is not None for t in todo)

@@ -59,7 +59,9 @@ Threads
 With SuperLU, factorizations and solves call OpenBLAS for their dense kernels.  Every
 factorization, solve and dense contraction then runs with at most ``threads`` BLAS threads
 (default 1), through ``threadpoolctl`` (see :func:`blas_threads`).  PARDISO runs on MKL's
-sequential layer (one thread) and needs no pinning.  On a busy 2-core
+sequential layer and needs no pinning; with ``threads=k > 1`` a gradient's sources are split into k
+groups solved on k Python threads, each with its own factorization of the same matrix (PARDISO calls
+release the GIL, and separate handles may run at once).  On a busy 2-core
 machine, unpinned OpenBLAS threads made the factorizations several times slower.
 """
 from __future__ import annotations
@@ -69,6 +71,7 @@ import hashlib
 import math
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -311,6 +314,17 @@ def _apply_rows(P: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
     return np.add.reduceat(X[P.indices] * P.data[:, None], P.indptr[:-1], axis=0)
 
 
+_POOLS: dict = {}  # size -> ThreadPoolExecutor, kept for the process (threads > 1 with PARDISO)
+
+
+def _thread_pool(size: int) -> ThreadPoolExecutor:
+    """A pool of ``size`` threads, made once per size and kept: new threads per call would also
+    start new malloc arenas, whose first pages fault in (measured: slower than one thread)."""
+    if size not in _POOLS:
+        _POOLS[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="memprior-wave")
+    return _POOLS[size]
+
+
 _ORDERINGS: dict = {}  # (NX, NZ, order) -> solver numbering, shared by all solvers of that grid
 
 
@@ -337,12 +351,27 @@ class _Factor:
     (``backend="pardiso"``: LDLᵀ of the complex-symmetric A, every block solved in one call).
     """
 
-    __slots__ = ("lu", "omega", "freq", "w", "shape", "threads", "backend")
+    __slots__ = ("lu", "omega", "freq", "w", "shape", "threads", "backend", "_replicas")
 
     def __init__(self, lu, omega, freq, w, shape, threads=None, backend="superlu"):
         self.lu, self.omega, self.freq, self.w, self.shape = lu, omega, freq, w, shape
         self.threads = threads
         self.backend = backend
+        self._replicas: list = []  # further PARDISO factorizations of the same matrix, one per extra thread
+
+    def with_lu(self, lu) -> "_Factor":
+        """The same factorization data around another factor object (a PARDISO replica)."""
+        return _Factor(lu, self.omega, self.freq, self.w, self.shape, self.threads, self.backend)
+
+    def replica(self, i: int) -> "_Factor":
+        """The i-th independent copy (i >= 1) of a PARDISO factorization, for the i-th thread of a
+        gradient (``Helmholtz2D._factor`` makes ``threads - 1`` of them alongside the first; others
+        are made here on first use, and kept)."""
+        while len(self._replicas) < i:
+            self._replicas.append(None)
+        if self._replicas[i - 1] is None:
+            self._replicas[i - 1] = self.with_lu(self.lu.replica())
+        return self._replicas[i - 1]
 
     #: right-hand sides per block of the multi-RHS solve (measured best on 64² and 260² grids): SuperLU, PARDISO
     BLOCK = 8
@@ -438,7 +467,11 @@ class Helmholtz2D:
         "auto" (default): PARDISO when it loads, else SuperLU.  The attribute ``backend`` holds
         the one in use.
     threads : int or None
-        BLAS threads during dense work (needs threadpoolctl; otherwise documented no-op).
+        SuperLU: BLAS threads during dense work (needs threadpoolctl; otherwise a no-op).
+        PARDISO: gradients and vector-Jacobian products split their sources into ``threads``
+        groups, solved on as many threads, each with its own factorization of the matrix (made in
+        that thread, so in parallel); MKL itself stays sequential.  Default 1: one core, as the
+        book and the sweep's workers use it.
     cache_size : int
         How many factorizations (model, frequency pairs) to keep, so that forward, gradient
         and Jacobian calls on the same model reuse one factorization.
@@ -751,18 +784,24 @@ class Helmholtz2D:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        while len(self._cache) >= self.cache_size:  # evict first: PARDISO reuses the freed handle's analysis
+            self._cache.popitem(last=False)
         omega = 2 * math.pi * f
         A, w = self._assemble(m, omega)
-        if self.backend == "pardiso":
+        replicas = []
+        if self.backend == "pardiso" and self.threads and self.threads > 1:
+            # the factorization and its copies for the threads of a gradient, made at the same time
+            lus = list(_thread_pool(self.threads).map(lambda _: self._pattern().factor(A.data), range(self.threads)))
+            lu, replicas = lus[0], lus[1:]
+        elif self.backend == "pardiso":
             lu = self._pattern().factor(A.data)
         else:
             with blas_threads(self.threads):
                 lu = spla.splu(A, **self._lu_options())
         self.n_factorizations += 1
         fac = _Factor(lu, omega, f, w[self._natural], (self.NX, self.NZ), self.threads, self.backend)
+        fac._replicas = [fac.with_lu(r) for r in replicas]
         self._cache[key] = fac
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
         return fac
 
     def _pattern(self):
@@ -863,19 +902,41 @@ class Helmholtz2D:
         Ps, Pr = self._interp_matrix(acq.sources), self._interp_matrix(acq.receivers)
         PrT = Pr.T.tocsr()
         d = np.empty((acq.n_src, acq.n_rec), dtype=np.complex128)
-        acc = np.zeros(self.N, dtype=np.complex128)
-        # PARDISO runs without BLAS pools, and the rest is sparse or elementwise: pin only for SuperLU
-        with blas_threads(self.threads if fac.backend == "superlu" else None):
-            for c0, c1 in _Factor.block_edges(acq.n_src, fac.backend):
-                Ub = fac.solve(self._rhs_from_interp(Ps, c0, c1)) if U is None else U[:, c0:c1]  # [N, k]
+
+        def sources(f: _Factor, s0: int, s1: int) -> np.ndarray:
+            """Data rows s0:s1 of d, and Σ_s conj(λ_s) ⊙ u_s over these sources."""
+            acc = np.zeros(self.N, dtype=np.complex128)
+            for b0, b1 in _Factor.block_edges(s1 - s0, f.backend):
+                c0, c1 = s0 + b0, s0 + b1
+                Ub = f.solve(self._rhs_from_interp(Ps, c0, c1)) if U is None else U[:, c0:c1]  # [N, k]
                 d[c0:c1] = _apply_rows(Pr, Ub).T
                 # conj(λ) with A^H λ = P_r^T dd: conj(λ) = A^{-T} P_r^T conj(dd) = A^{-1} P_r^T conj(dd)
-                lam_bar = fac.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)
+                lam_bar = f.solve(PrT @ np.conj(weights(d[c0:c1], c0, c1)).T)
                 acc += np.einsum("ns,ns->n", lam_bar, Ub)
+            return acc
+
+        groups = self._source_groups(fac, acq.n_src) if U is None else 1
+        if groups == 1:
+            # PARDISO runs without BLAS pools, and the rest is sparse or elementwise: pin only for SuperLU
+            with blas_threads(self.threads if fac.backend == "superlu" else None):
+                acc = sources(fac, 0, acq.n_src)
+        else:  # PARDISO: source groups on threads, each with its own factorization (the GIL is released)
+            edges = [(i * acq.n_src) // groups for i in range(groups + 1)]
+            pool = _thread_pool(groups)
+            parts = [pool.submit(lambda i: sources(fac if i == 0 else fac.replica(i), edges[i], edges[i + 1]), i)
+                     for i in range(groups)]
+            acc = sum(part.result() for part in parts)
         g_s = -fac.omega ** 2 * np.real(fac.w * acc)
         if not pml_copies:  # the interior of the padded gradient only (edge pixels miss their PML copies)
             return d, g_s[self._interior].reshape(self.nx, self.nz)
         return d, np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
+
+    def _source_groups(self, fac: _Factor, n_src: int) -> int:
+        """How many threads share the sources of one gradient: ``threads`` with PARDISO (at least two
+        sources each), else one."""
+        if fac.backend != "pardiso" or not self.threads or self.threads < 2:
+            return 1
+        return max(1, min(self.threads, n_src // 2))
 
     def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:
         Pr = self._interp_matrix(acq.receivers)
