@@ -385,7 +385,8 @@ def run_sweep(preset: Preset, out, *, workers: int = 0, scheduler: str | None = 
             futures = {client.submit(run_task, preset, t, pure=False): t
                        for t in pending}
             for fut in as_completed(futures):
-                record(futures[fut], fut.result())
+                record(futures.pop(fut), fut.result())
+                fut.release()  # the task's file is written: the worker may drop the result now
         finally:
             client.close()
             if cluster is not None:
