@@ -14,8 +14,9 @@ back to SuperLU otherwise.  Only what :mod:`memprior.wave` needs is bound:
   factorization).  Other handles are freed.
 
 MKL runs sequentially here (``MKL_Set_Threading_Layer(SEQUENTIAL)`` before any other MKL call), so
-a process uses one core, as the rest of the solver does; parallelism comes from running processes
-side by side (:mod:`memprior.sweep`).
+a call uses one core, as the rest of the solver does.  Parallelism comes from running processes side
+by side (:mod:`memprior.sweep`), or from threads that each solve with their own handle
+(:meth:`LDLT.replica`; the ctypes call releases the GIL): ``Helmholtz2D(threads=k)``.
 
 The library is found as ``$MEMPRIOR_MKL_RT`` (a path), else ``<sys.prefix>/lib/libmkl_rt.so.*``
 (where the wheel puts it), else by the system loader.
