@@ -62,6 +62,25 @@ def test_dask_run_equals_serial_run(serial, tmp_path):
             np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_command_line_run_on_a_worker_builds_the_experiment_once(serial, tmp_path):
+    """``python -m memprior.sweep`` must hand Dask the importable module's functions: run as ``__main__``,
+    cloudpickle ships them by value with fresh globals, and every task rebuilt its experiment (and the
+    worker's memory grew by one experiment per task)."""
+    pytest.importorskip("dask.distributed")
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "cli"
+    env = dict(os.environ, MEMPRIOR_QUIET="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "memprior.sweep", "--preset", "tiny", "--out", str(out), "--workers", "1",
+                    "--quiet"], check=True, env=env, capture_output=True, timeout=600)
+    files = sorted((out / "tasks").glob("*.npz"))
+    assert len(files) == len(tasks(TINY))
+    built = [bool(np.load(f)["built_experiment"]) for f in files]
+    assert sum(built) == 1, f"{sum(built)} of {len(built)} tasks built the experiment on one worker"
+    assert results(out)["results"] == results(serial)["results"]
+
+
 def test_sweep_resumes_after_an_interruption(serial, tmp_path, monkeypatch):
     out = tmp_path / "resume"
     part = run_sweep(TINY, out, workers=0, limit=4, quiet=True)  # stopped after 4 tasks
