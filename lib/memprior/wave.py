@@ -365,13 +365,17 @@ class _Factor:
 
     def replica(self, i: int) -> "_Factor":
         """The i-th independent copy (i >= 1) of a PARDISO factorization, for the i-th thread of a
-        gradient (``Helmholtz2D._factor`` makes ``threads - 1`` of them alongside the first; others
-        are made here on first use, and kept)."""
+        gradient.  ``Helmholtz2D._factor`` may have started it on a pool thread alongside the first (a
+        future, waited for here); otherwise it is made here, on first use, and kept."""
         while len(self._replicas) < i:
             self._replicas.append(None)
-        if self._replicas[i - 1] is None:
-            self._replicas[i - 1] = self.with_lu(self.lu.replica())
-        return self._replicas[i - 1]
+        r = self._replicas[i - 1]
+        if r is None:
+            r = self.with_lu(self.lu.replica())
+        elif not isinstance(r, _Factor):  # a future of the copy's LDLT
+            r = self.with_lu(r.result())
+        self._replicas[i - 1] = r
+        return r
 
     #: right-hand sides per block of the multi-RHS solve (measured best on 64² and 260² grids): SuperLU, PARDISO
     BLOCK = 8
@@ -779,7 +783,10 @@ class Helmholtz2D:
         f = self._check_freq(freq, mm)
         return self._factor(mm, f)
 
-    def _factor(self, m: np.ndarray, f: float) -> _Factor:
+    def _factor(self, m: np.ndarray, f: float, copies: int = 0) -> _Factor:
+        """The factorization of A(m, f), from the cache or made now.  ``copies`` (PARDISO only): start that
+        many independent copies on the pool threads while this thread factors the first (for a gradient
+        on ``copies + 1`` threads); they are waited for when first used (``_Factor.replica``)."""
         key = (f, hashlib.blake2b(np.ascontiguousarray(m).tobytes(), digest_size=16).hexdigest())
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -789,18 +796,17 @@ class Helmholtz2D:
         omega = 2 * math.pi * f
         A, w = self._assemble(m, omega)
         replicas = []
-        if self.backend == "pardiso" and self.threads and self.threads > 1:
-            # the factorization and its copies for the threads of a gradient, made at the same time
-            lus = list(_thread_pool(self.threads).map(lambda _: self._pattern().factor(A.data), range(self.threads)))
-            lu, replicas = lus[0], lus[1:]
-        elif self.backend == "pardiso":
+        if self.backend == "pardiso":
+            if copies:  # the copies start first, on the pool threads, and run while this thread factors
+                pool = _thread_pool(copies)
+                replicas = [pool.submit(self._pattern().factor, A.data) for _ in range(copies)]
             lu = self._pattern().factor(A.data)
         else:
             with blas_threads(self.threads):
                 lu = spla.splu(A, **self._lu_options())
         self.n_factorizations += 1
         fac = _Factor(lu, omega, f, w[self._natural], (self.NX, self.NZ), self.threads, self.backend)
-        fac._replicas = [fac.with_lu(r) for r in replicas]
+        fac._replicas = replicas
         self._cache[key] = fac
         return fac
 
@@ -915,28 +921,33 @@ class Helmholtz2D:
                 acc += np.einsum("ns,ns->n", lam_bar, Ub)
             return acc
 
-        groups = self._source_groups(fac, acq.n_src) if U is None else 1
-        if groups == 1:
+        groups = self._source_groups(acq.n_src) if U is None else 1
+        if groups == 1 or fac.backend != "pardiso":
             # PARDISO runs without BLAS pools, and the rest is sparse or elementwise: pin only for SuperLU
             with blas_threads(self.threads if fac.backend == "superlu" else None):
                 acc = sources(fac, 0, acq.n_src)
-        else:  # PARDISO: source groups on threads, each with its own factorization (the GIL is released)
+        else:  # PARDISO: groups 1.. on the pool threads, each with its own factorization (the GIL is released)
             edges = [(i * acq.n_src) // groups for i in range(groups + 1)]
-            pool = _thread_pool(groups)
-            parts = [pool.submit(lambda i: sources(fac if i == 0 else fac.replica(i), edges[i], edges[i + 1]), i)
-                     for i in range(groups)]
-            acc = sum(part.result() for part in parts)
+            pool = _thread_pool(groups - 1)
+            parts = [pool.submit(lambda i: sources(fac.replica(i), edges[i], edges[i + 1]), i) for i in range(1, groups)]
+            acc = sources(fac, edges[0], edges[1])  # group 0 on this thread, meanwhile
+            acc = acc + sum(part.result() for part in parts)
         g_s = -fac.omega ** 2 * np.real(fac.w * acc)
         if not pml_copies:  # the interior of the padded gradient only (edge pixels miss their PML copies)
             return d, g_s[self._interior].reshape(self.nx, self.nz)
         return d, np.bincount(self._pad_index_s, g_s, self.nx * self.nz).reshape(self.nx, self.nz)
 
-    def _source_groups(self, fac: _Factor, n_src: int) -> int:
-        """How many threads share the sources of one gradient: ``threads`` with PARDISO (at least two
-        sources each), else one."""
-        if fac.backend != "pardiso" or not self.threads or self.threads < 2:
+    #: least work a thread of a gradient takes (``threads > 1``), in unknowns × sources: below that, handing
+    #: work to another core cost more than it saved (measured at 84² with 5 sources, 35,000: 11 ms on two
+    #: threads against 7 on one; with 50 sources, 350,000: 15 against 26)
+    MIN_WORK_PER_THREAD = 50_000
+
+    def _source_groups(self, n_src: int) -> int:
+        """How many threads share the sources of one gradient: up to ``threads`` with PARDISO, each with at
+        least ``MIN_WORK_PER_THREAD`` (unknowns × sources) and one source; else one."""
+        if self.backend != "pardiso" or not self.threads or self.threads < 2:
             return 1
-        return max(1, min(self.threads, n_src // 2))
+        return max(1, min(self.threads, n_src, (n_src * self.N) // self.MIN_WORK_PER_THREAD))
 
     def _jvp_core(self, fac: _Factor, acq: Acquisition, U: np.ndarray, dm: np.ndarray) -> np.ndarray:
         Pr = self._interp_matrix(acq.receivers)
@@ -961,7 +972,7 @@ class Helmholtz2D:
         mm, f, tt = self._prepare(m, freq, acq)
         dobs = self._check_data("d_obs", d_obs, acq)
         sig = check_positive("sigma_d", sigma_d, square=True)
-        fac = self._factor(mm, f)
+        fac = self._factor(mm, f, copies=self._source_groups(acq.n_src) - 1)
         d, g = self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: 2.0 * (d_blk - dobs[c0:c1]) / sig ** 2,
                                   pml_copies=bool(pml_copies))
         misfit = float(np.sum(np.abs(d - dobs) ** 2) / sig ** 2)
@@ -978,7 +989,7 @@ class Helmholtz2D:
         """Vector-Jacobian product: real g [nx, nz] with g·δm = Re Σ conj(dd)·(J δm)."""
         mm, f, tt = self._prepare(m, freq, acq)
         ddd = self._check_data("dd", dd, acq)
-        fac = self._factor(mm, f)
+        fac = self._factor(mm, f, copies=self._source_groups(acq.n_src) - 1)
         return self._out(self._data_and_vjp(fac, acq, lambda d_blk, c0, c1: ddd[c0:c1])[1], tt)
 
     def jacobian(self, m, freq, acq: Acquisition, basis, method: str = "sensitivity", chunk_mb: float = 64.0):
