@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from _report import write_report  # benchmarks/_report.py (the script's folder is on sys.path)
+
 from memprior import fwi
 from memprior.experiments.fwi import FWIExperiment
 from memprior.wave import Helmholtz2D, solver_backends
@@ -133,9 +135,7 @@ def main():
     svg(rows, HERE / "dps_throughput.svg")
     lines.append("\n![seconds per sample-step against unknowns, log-log](dps_throughput.svg)\n")
     text = "\n".join(lines) + "\n"
-    (HERE / "_out").mkdir(exist_ok=True)
-    (HERE / "_out" / "throughput.md").write_text(text)
-    print(text)
+    write_report("throughput.md", text)
 
 
 if __name__ == "__main__":

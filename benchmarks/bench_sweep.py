@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _report import write_report  # benchmarks/_report.py (the script's folder is on sys.path)
 
 
 def run(preset: str, workers: int, out: Path) -> tuple[float, dict, float]:
@@ -90,9 +90,7 @@ def main():
                  "processes, and the CPU seconds show whether the work per task changed).  "
                  f"Numbers identical on {', '.join(map(str, counts))} workers: **{'yes' if same else 'NO'}**.\n")
     text = "\n".join(lines) + "\n"
-    (HERE / "_out").mkdir(exist_ok=True)
-    (HERE / "_out" / "sweep.md").write_text(text)
-    print(text)
+    write_report("sweep.md", text)
     if not same:
         raise SystemExit(1)
 

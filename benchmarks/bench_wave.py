@@ -29,18 +29,18 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy
 import scipy.sparse.linalg as spla
+
+from _report import write_report  # benchmarks/_report.py (the script's folder is on sys.path)
 
 from memprior.velocity import KLBasis, gaussian_lens, v_to_m
 from memprior.wave import Acquisition, Helmholtz2D, greens_function_2d, solver_backends
 
 HAVE_PARDISO = solver_backends()["pardiso"]
 
-HERE = Path(__file__).resolve().parent
 CASES = {
     # name: (n, dx km, npml, freq Hz, n_src, n_rec)
     "64² · 5 src / 40 rec": (64, 2 / 64, 10, 4.0, 5, 40),
@@ -361,9 +361,7 @@ def main():
         "otherwise through the OpenBLAS thread setters, see `memprior.wave.blas_threads`).  Unpinned, on this "
         "busy 2-core machine, the test file ran four times slower.\n")
     text = "\n".join(lines) + "\n"
-    (HERE / "_out").mkdir(exist_ok=True)
-    (HERE / "_out" / "wave.md").write_text(text)
-    print(text)
+    write_report("wave.md", text)
 
 
 if __name__ == "__main__":

@@ -472,10 +472,10 @@ class Helmholtz2D:
         the one in use.
     threads : int or None
         SuperLU: BLAS threads during dense work (needs threadpoolctl; otherwise a no-op).
-        PARDISO: gradients and vector-Jacobian products split their sources into ``threads``
-        groups, solved on as many threads, each with its own factorization of the matrix (made in
-        that thread, so in parallel); MKL itself stays sequential.  Default 1: one core, as the
-        book and the sweep's workers use it.
+        PARDISO: gradients and vector-Jacobian products split their sources into up to ``threads``
+        groups (``MIN_WORK_PER_THREAD``), solved on as many threads, each with its own factorization
+        of the matrix, all made at the same time; MKL itself stays sequential.  Default 1: one core,
+        as the book and the sweep's workers use it.
     cache_size : int
         How many factorizations (model, frequency pairs) to keep, so that forward, gradient
         and Jacobian calls on the same model reuse one factorization.
@@ -922,7 +922,7 @@ class Helmholtz2D:
             return acc
 
         groups = self._source_groups(acq.n_src) if U is None else 1
-        if groups == 1 or fac.backend != "pardiso":
+        if groups == 1:  # (more than one group only with PARDISO: _source_groups)
             # PARDISO runs without BLAS pools, and the rest is sparse or elementwise: pin only for SuperLU
             with blas_threads(self.threads if fac.backend == "superlu" else None):
                 acc = sources(fac, 0, acq.n_src)
